@@ -1,0 +1,224 @@
+//! The command line: parsing (clap) and dispatch of each subcommand to the library.
+//!
+//! Exit codes: 0 ok, 1 SLO breach or failure, 2 bad usage or config, 3 could not reach a backend
+//! when asked to fail fast (`schema apply`).
+
+use crate::config::{self, Config};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+/// Success.
+pub const EXIT_OK: u8 = 0;
+/// An SLO was breached, or a command failed.
+pub const EXIT_FAILURE: u8 = 1;
+/// Bad usage or a bad configuration.
+pub const EXIT_USAGE: u8 = 2;
+/// A backend could not be reached.
+pub const EXIT_UNREACHABLE: u8 = 3;
+
+/// Steady synthetic chat traffic into ScyllaDB + Redis, SLO probes, and Prometheus metrics.
+#[derive(Debug, Parser)]
+#[command(name = "chatload", version, propagate_version = true)]
+#[command(
+    after_help = "Every config key can be overridden by an environment variable: \
+    CHATLOAD_<SECTION>__<KEY>, e.g. CHATLOAD_TRAFFIC__WRITE_RATE=500.\n\
+    Exit codes: 0 ok, 1 SLO breach or failure, 2 bad usage or config, 3 backend unreachable."
+)]
+pub struct Cli {
+    /// Config file (TOML). Without one, built-in defaults plus CHATLOAD_* environment variables are used.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "CHATLOAD_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// What to do; `run` when left out.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: steady traffic, probes and /metrics until SIGTERM or SIGINT.
+    Run,
+    /// Print or create the CQL schema (keyspace and chat_messages table).
+    Schema {
+        /// `print` or `apply`.
+        #[command(subcommand)]
+        action: SchemaAction,
+    },
+    /// Validate a config file.
+    Config {
+        /// `check`.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+/// `chatload schema …`
+#[derive(Debug, Subcommand)]
+pub enum SchemaAction {
+    /// Print the CQL that `apply` runs.
+    Print,
+    /// Create the keyspace and table if missing (never alters or drops anything). Exit 3 if unreachable.
+    Apply,
+}
+
+/// `chatload config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Validate FILE (with environment overrides) and print the effective config, secrets redacted.
+    /// Exit 2 with every problem and its key path when it is invalid.
+    Check {
+        /// The file to check (defaults to --config).
+        file: Option<PathBuf>,
+    },
+}
+
+/// Run the parsed command line; returns the process exit code.
+pub fn execute(cli: Cli) -> ExitCode {
+    let code = match cli.command.unwrap_or(Command::Run) {
+        Command::Config {
+            action: ConfigAction::Check { file },
+        } => config_check(file.as_deref().or(cli.config.as_deref())),
+        Command::Schema { action } => match load(cli.config.as_deref()) {
+            Ok(c) => match action {
+                SchemaAction::Print => {
+                    print!("{}", crate::schema::script(&c.scylla));
+                    EXIT_OK
+                }
+                SchemaAction::Apply => with_runtime(&c, schema_apply(&c)),
+            },
+            Err(code) => code,
+        },
+        Command::Run => match load(cli.config.as_deref()) {
+            Ok(c) => with_runtime(&c, run_daemon(c.clone())),
+            Err(code) => code,
+        },
+    };
+    ExitCode::from(code)
+}
+
+fn load(path: Option<&Path>) -> Result<Config, u8> {
+    let result = match path {
+        Some(p) => config::load(p),
+        None => config::load_str("", Path::new("<defaults>"), std::env::vars()),
+    };
+    result.map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_USAGE
+    })
+}
+
+fn config_check(path: Option<&Path>) -> u8 {
+    let Some(path) = path else {
+        eprintln!("error: chatload config check needs a FILE (or --config FILE)");
+        return EXIT_USAGE;
+    };
+    match load(Some(path)) {
+        Ok(c) => {
+            println!(
+                "# {}: valid. Effective configuration (secrets redacted):\n",
+                path.display()
+            );
+            print!("{}", c.to_redacted_toml());
+            EXIT_OK
+        }
+        Err(code) => code,
+    }
+}
+
+fn with_runtime(cfg: &Config, fut: impl Future<Output = u8>) -> u8 {
+    crate::logging::init(&cfg.log);
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+async fn run_daemon(cfg: Config) -> u8 {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signals(shutdown.clone()));
+    match crate::daemon::run(cfg, shutdown).await {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            error!(error = %e, "chatload could not start");
+            eprintln!("error: {e}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// SIGTERM or SIGINT starts a graceful shutdown; a second one exits at once.
+async fn cancel_on_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        warn!("could not install signal handlers; stop chatload with SIGKILL");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    info!(signal = name, "stopping: finishing in-flight work");
+    shutdown.cancel();
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    warn!("second signal: exiting now");
+    std::process::exit(130);
+}
+
+async fn schema_apply(cfg: &Config) -> u8 {
+    let password = match cfg.scylla.password() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: failed to read scylla.password_file: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let session = match crate::backend::scylla::connect(&cfg.scylla, password).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_UNREACHABLE;
+        }
+    };
+    match crate::schema::apply(&session, &cfg.scylla).await {
+        Ok(report) => {
+            let ks = &cfg.scylla.keyspace;
+            let verb = |created| if created { "created" } else { "already exists" };
+            println!("keyspace {ks}: {}", verb(report.created_keyspace));
+            println!(
+                "table {ks}.{}: {}",
+                crate::schema::TABLE,
+                verb(report.created_table)
+            );
+            for d in &report.differences {
+                println!("warning: existing table differs, left unchanged: {d}");
+            }
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAILURE
+        }
+    }
+}

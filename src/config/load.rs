@@ -1,0 +1,461 @@
+//! Reading a config file, merging environment overrides, and collecting every problem with its key path.
+//!
+//! Serde stops at the first error, but a user wants them all. So each leaf key of the user's tree is
+//! tried on its own, set into the default tree, and deserialized: every key that fails is reported at its
+//! own path ("unknown field" for keys that do not exist, a type error for wrong values). The keys that pass
+//! are then deserialized together and [`Config::validate`] adds the semantic problems.
+
+use super::Config;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use toml::{Table, Value};
+
+/// Prefix of the environment variables that override config keys: `CHATLOAD_<SECTION>__<KEY>`.
+pub const ENV_PREFIX: &str = "CHATLOAD_";
+/// Separator between the parts of a key path in an environment variable name.
+pub const ENV_SEPARATOR: &str = "__";
+
+/// One problem with one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted key path, `traffic.write_rate`.
+    pub key: String,
+    /// What is wrong, in words.
+    pub message: String,
+    /// The environment variable the value came from, if it did not come from the file.
+    pub env: Option<String>,
+}
+
+impl FieldError {
+    /// A problem at `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+            env: None,
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.env {
+            Some(var) => write!(f, "{} (from ${var}): {}", self.key, self.message),
+            None => write!(f, "{}: {}", self.key, self.message),
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("failed to read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("failed to parse config file {path} as TOML: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, with line and column.
+        message: String,
+    },
+    /// One or more keys are wrong.
+    #[error("invalid configuration in {path}: {} problem(s)\n{}", .errors.len(), list(.errors))]
+    Invalid {
+        /// The file (or `<env>` when no file was given).
+        path: PathBuf,
+        /// Every problem, in key order.
+        errors: Vec<FieldError>,
+    },
+}
+
+fn list(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("  - {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Load `path`, apply `CHATLOAD_*__*` variables of this process's environment, and validate.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_str(&text, path, std::env::vars())
+}
+
+/// Load config `text` (named `path` in messages) with the given environment, and validate.
+pub fn load_str(
+    text: &str,
+    path: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let mut tree: Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let env_keys = apply_env(&mut tree, env);
+
+    let defaults = Value::try_from(Config::default()).expect("default config serializes");
+    let mut leaves = Vec::new();
+    collect_leaves(&tree, &defaults, &mut Vec::new(), &mut leaves);
+
+    let mut errors = Vec::new();
+    let mut good = Table::new();
+    for (key_path, value) in leaves {
+        let from_env = env_keys.contains_key(&key_path);
+        // An unknown table is one leaf; name the variable that put a key below it.
+        let env_var = env_keys
+            .iter()
+            .find(|(k, _)| k.starts_with(&key_path))
+            .map(|(_, v)| v.clone());
+        match check_leaf(&defaults, &key_path, &value, from_env) {
+            Ok(accepted) => set_path(&mut good, &key_path, accepted),
+            Err(message) => errors.push(FieldError {
+                key: key_path.join("."),
+                message,
+                env: env_var,
+            }),
+        }
+    }
+
+    let config: Config = Value::Table(good)
+        .try_into()
+        .expect("keys that pass one by one deserialize together");
+    let failed: Vec<String> = errors.iter().map(|e| e.key.clone()).collect();
+    for mut e in config.validate() {
+        // A key that failed to parse was replaced by its default; don't report that default too.
+        if failed.iter().any(|k| k == &e.key) {
+            continue;
+        }
+        e.env = env_keys
+            .iter()
+            .find(|(k, _)| k.join(".") == e.key)
+            .map(|(_, v)| v.clone());
+        errors.push(e);
+    }
+
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        errors.sort_by(|a, b| a.key.cmp(&b.key));
+        Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            errors,
+        })
+    }
+}
+
+/// Merge `CHATLOAD_A__B=value` into `tree` at `a.b`; returns which key paths came from which variable.
+///
+/// The value is read as a TOML value (`500`, `true`, `["h:9042"]`) when it parses as one, else as a string.
+fn apply_env(
+    tree: &mut Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> BTreeMap<Vec<String>, String> {
+    let mut origins = BTreeMap::new();
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.contains(ENV_SEPARATOR))
+        .collect();
+    vars.sort();
+    for (name, raw) in vars {
+        let key_path: Vec<String> = name[ENV_PREFIX.len()..]
+            .split(ENV_SEPARATOR)
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if key_path.iter().any(String::is_empty) {
+            continue;
+        }
+        set_path(tree, &key_path, parse_env_value(&raw));
+        origins.insert(key_path, name);
+    }
+    origins
+}
+
+fn parse_env_value(raw: &str) -> Value {
+    toml::from_str::<Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| Value::String(raw.to_string()))
+}
+
+/// Every leaf of `tree`: a non-table value, or a table where the defaults have no table to descend into.
+fn collect_leaves(
+    tree: &Table,
+    defaults: &Value,
+    prefix: &mut Vec<String>,
+    out: &mut Vec<(Vec<String>, Value)>,
+) {
+    for (key, value) in tree {
+        prefix.push(key.clone());
+        let default_child = defaults.get(key);
+        match (value, default_child) {
+            (Value::Table(t), Some(d @ Value::Table(_))) => collect_leaves(t, d, prefix, out),
+            _ => out.push((prefix.clone(), value.clone())),
+        }
+        prefix.pop();
+    }
+}
+
+/// Try one leaf set into the defaults; returns the value to keep, or serde's complaint.
+fn check_leaf(
+    defaults: &Value,
+    key_path: &[String],
+    value: &Value,
+    from_env: bool,
+) -> Result<Value, String> {
+    let attempt = |v: &Value| {
+        let Value::Table(mut t) = defaults.clone() else {
+            unreachable!("config serializes to a table")
+        };
+        set_path(&mut t, key_path, v.clone());
+        Value::Table(t)
+            .try_into::<Config>()
+            .map(|_| ())
+            .map_err(|e| plain_types(e.message()))
+    };
+    match attempt(value) {
+        Ok(()) => Ok(value.clone()),
+        Err(first) => {
+            // `CHATLOAD_SCYLLA__KEYSPACE=123` means the string "123": retry an env value as a string.
+            if from_env && !value.is_str() {
+                let as_string = Value::String(env_text(value));
+                if attempt(&as_string).is_ok() {
+                    return Ok(as_string);
+                }
+            }
+            Err(first)
+        }
+    }
+}
+
+/// serde names Rust types ("expected f64"); users think in TOML values.
+fn plain_types(message: &str) -> String {
+    message
+        .replace("expected f64", "expected a number")
+        .replace("expected u32", "expected a whole number >= 0")
+        .replace("expected u64", "expected a whole number >= 0")
+        .replace("expected a boolean", "expected true or false")
+}
+
+fn env_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn set_path(table: &mut Table, key_path: &[String], value: Value) {
+    let (last, parents) = key_path.split_last().expect("key paths are never empty");
+    let mut t = table;
+    for k in parents {
+        let entry = t
+            .entry(k.clone())
+            .or_insert_with(|| Value::Table(Table::new()));
+        if !entry.is_table() {
+            *entry = Value::Table(Table::new());
+        }
+        t = entry.as_table_mut().expect("just made a table");
+    }
+    t.insert(last.clone(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{HumanDuration, WriteMode};
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        load_env(text, &[])
+    }
+
+    fn load_env(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        load_str(
+            text,
+            Path::new("test.toml"),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    fn errors(text: &str, env: &[(&str, &str)]) -> Vec<String> {
+        match load_env(text, env) {
+            Err(ConfigError::Invalid { errors, .. }) => {
+                errors.iter().map(|e| e.to_string()).collect()
+            }
+            other => panic!("expected invalid config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_file_is_the_default_config() {
+        assert_eq!(load("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn default_config_round_trips_through_toml() {
+        let text = toml::to_string_pretty(&Config::default()).unwrap();
+        assert_eq!(load(&text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn values_from_the_file_are_used() {
+        let c = load(
+            "[traffic]\nwrite_rate = 250.5\nwrite_mode = \"batch\"\nttl = \"7d\"\n[probes.recent_50]\ninterval = \"2s\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.traffic.write_rate, 250.5);
+        assert_eq!(c.traffic.write_mode, WriteMode::Batch);
+        assert_eq!(c.traffic.ttl, Some(HumanDuration::from_secs(7 * 86400)));
+        assert_eq!(c.probes.recent_50.interval, HumanDuration::from_secs(2));
+        // Untouched keys keep their defaults.
+        assert_eq!(c.traffic.read_rate, Config::default().traffic.read_rate);
+    }
+
+    #[test]
+    fn unknown_section_and_key_are_named() {
+        let errs = errors(
+            "[bogus]\nx = 1\n[http]\nlisten = \"127.0.0.1:1\"\nport = 3\n",
+            &[],
+        );
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs[0].starts_with("bogus: unknown field `bogus`"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].starts_with("http.port: unknown field `port`"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_probe_table_is_named() {
+        let errs = errors("[probes.recent_500]\ninterval = \"1s\"\n", &[]);
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0].starts_with("probes.recent_500: unknown field"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let errs = errors("[traffic]\nwrite_rate = \"fast\"\n", &[]);
+        assert_eq!(errs.len(), 1);
+        assert_eq!(
+            errs[0],
+            "traffic.write_rate: invalid type: string \"fast\", expected a number"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let errs = errors(
+            "[traffic]\nwrite_rate = \"fast\"\nstreams = 0\nwrite_mode = \"bulk\"\n\
+             [scylla]\nkeyspace = \"system\"\nrequest_timeout = \"soon\"\n[probes.ttl_expiry]\nenabled = 3\ninterval = \"x\"\n",
+            &[],
+        );
+        let keys: Vec<&str> = errs.iter().map(|e| e.split(':').next().unwrap()).collect();
+        assert_eq!(
+            keys,
+            [
+                "probes.ttl_expiry.enabled",
+                "probes.ttl_expiry.interval",
+                "scylla.keyspace",
+                "scylla.request_timeout",
+                "traffic.streams",
+                "traffic.write_mode",
+                "traffic.write_rate",
+            ],
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn a_bad_key_is_not_reported_twice() {
+        // write_rate fails to parse; validation must not then complain about its default.
+        let errs = errors("[traffic]\nwrite_rate = true\n", &[]);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+    }
+
+    #[test]
+    fn syntax_errors_say_where() {
+        let err = load("[traffic\nwrite_rate = 1").unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ConfigError::Syntax { .. }));
+        assert!(
+            text.contains("test.toml") && text.contains("line 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn env_overrides_apply_with_toml_values() {
+        let c = load_env(
+            "[traffic]\nwrite_rate = 10\n",
+            &[
+                ("CHATLOAD_TRAFFIC__WRITE_RATE", "500"),
+                (
+                    "CHATLOAD_SCYLLA__HOSTS",
+                    r#"["10.0.0.1:9042","10.0.0.2:9042"]"#,
+                ),
+                ("CHATLOAD_PROBES__RECENT_50__ENABLED", "false"),
+                ("CHATLOAD_SLO__WRITE_P99", "1us"),
+                ("CHATLOAD_SCYLLA__KEYSPACE", "chat_2"),
+                ("CHATLOAD_REDIS__URL", "redis://cache:6380"),
+                ("CHATLOAD_CONFIG", "ignored: no double underscore"),
+                ("OTHER__THING", "ignored: no prefix"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.traffic.write_rate, 500.0);
+        assert_eq!(c.scylla.hosts, ["10.0.0.1:9042", "10.0.0.2:9042"]);
+        assert!(!c.probes.recent_50.enabled);
+        assert_eq!(c.slo.write_p99.get(), std::time::Duration::from_micros(1));
+        assert_eq!(c.scylla.keyspace, "chat_2");
+        assert_eq!(c.redis.url, "redis://cache:6380");
+    }
+
+    #[test]
+    fn env_value_that_looks_like_a_number_can_be_a_string() {
+        let c = load_env("", &[("CHATLOAD_SCYLLA__USERNAME", "1234")]).unwrap();
+        assert_eq!(c.scylla.username, "1234");
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        let errs = errors(
+            "",
+            &[
+                ("CHATLOAD_TRAFFIC__WRITE_RATE", "fast"),
+                ("CHATLOAD_TRAFFIC__STREAMS", "0"),
+                ("CHATLOAD_NOPE__X", "1"),
+            ],
+        );
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(
+            errs[0].starts_with("nope (from $CHATLOAD_NOPE__X): unknown field"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].starts_with("traffic.streams (from $CHATLOAD_TRAFFIC__STREAMS): must be"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[2].starts_with(
+                "traffic.write_rate (from $CHATLOAD_TRAFFIC__WRITE_RATE): invalid type"
+            ),
+            "{errs:?}"
+        );
+    }
+}

@@ -1,0 +1,477 @@
+//! The second stage of loading: rules that types cannot express, each reported with its key path.
+
+use super::{Config, FieldError, HumanDuration, ReplicationStrategy};
+use std::time::Duration;
+
+/// Highest rate (operations per second) one key accepts.
+pub const MAX_RATE: f64 = 1_000_000.0;
+/// Cassandra's and ScyllaDB's largest TTL: 20 years.
+pub const MAX_TTL: Duration = Duration::from_secs(630_720_000);
+/// Most messages in one UNLOGGED BATCH; more trips the servers' batch size warnings and limits.
+pub const MAX_BATCH: u32 = 100;
+
+impl Config {
+    /// Every semantic problem of this config, with its key path; empty when it is valid.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut v = Rules::default();
+        let c = self;
+
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
+            v.fail("log.level", format!("not a valid log filter: {e}"));
+        }
+
+        // [scylla]
+        if c.scylla.hosts.is_empty() {
+            v.fail("scylla.hosts", "must name at least one host:port");
+        }
+        for (i, h) in c.scylla.hosts.iter().enumerate() {
+            if let Err(e) = check_host_port(h) {
+                v.fail(format!("scylla.hosts[{i}]"), e);
+            }
+        }
+        if let Err(e) = check_keyspace(&c.scylla.keyspace) {
+            v.fail("scylla.keyspace", e);
+        }
+        v.positive("scylla.request_timeout", c.scylla.request_timeout);
+        v.positive("scylla.connect_timeout", c.scylla.connect_timeout);
+        if !c.scylla.password.is_empty() && !c.scylla.password_file.is_empty() {
+            v.fail(
+                "scylla.password_file",
+                "set either password or password_file, not both",
+            );
+        }
+        if !c.scylla.password_file.is_empty() {
+            if let Err(e) = std::fs::metadata(&c.scylla.password_file) {
+                v.fail(
+                    "scylla.password_file",
+                    format!("cannot read {:?}: {e}", c.scylla.password_file),
+                );
+            }
+        }
+        if (!c.scylla.password.is_empty() || !c.scylla.password_file.is_empty())
+            && c.scylla.username.is_empty()
+        {
+            v.fail(
+                "scylla.username",
+                "a password is set, so a username is needed too",
+            );
+        }
+        let r = &c.scylla.replication;
+        match r.strategy {
+            ReplicationStrategy::Simple => {
+                if r.replication_factor == 0 {
+                    v.fail(
+                        "scylla.replication.replication_factor",
+                        "must be > 0, got 0",
+                    );
+                }
+            }
+            ReplicationStrategy::NetworkTopology => {
+                if r.datacenters.is_empty() {
+                    v.fail(
+                        "scylla.replication.datacenters",
+                        "network_topology needs at least one datacenter, e.g. { dc1 = 3 }",
+                    );
+                }
+                for (dc, n) in &r.datacenters {
+                    if *n == 0 {
+                        v.fail(
+                            format!("scylla.replication.datacenters.{dc}"),
+                            "must be > 0, got 0",
+                        );
+                    }
+                    if dc.is_empty() || dc.contains('\'') {
+                        v.fail(
+                            format!("scylla.replication.datacenters.{dc}"),
+                            "not a datacenter name",
+                        );
+                    }
+                }
+            }
+        }
+        v.ttl("scylla.default_ttl", c.scylla.default_ttl);
+
+        // [redis]
+        if let Err(e) = redis::Client::open(c.redis.url.as_str()) {
+            v.fail(
+                "redis.url",
+                format!("not a Redis URL: {e} (write it like \"redis://host:6379\")"),
+            );
+        }
+        if c.redis.cache_length == 0 {
+            v.fail("redis.cache_length", "must be > 0, got 0");
+        }
+        v.at_least_a_second("redis.cache_ttl", c.redis.cache_ttl);
+        if c.redis.key_prefix.is_empty() || c.redis.key_prefix.chars().any(char::is_whitespace) {
+            v.fail(
+                "redis.key_prefix",
+                format!(
+                    "must be non-empty without spaces, got {:?}",
+                    c.redis.key_prefix
+                ),
+            );
+        }
+        v.positive("redis.request_timeout", c.redis.request_timeout);
+        v.positive("redis.connect_timeout", c.redis.connect_timeout);
+
+        // [traffic]
+        let t = &c.traffic;
+        v.rate("traffic.write_rate", t.write_rate, false);
+        v.rate("traffic.read_rate", t.read_rate, true);
+        v.nonzero("traffic.streams", t.streams);
+        v.nonzero("traffic.senders", t.senders);
+        v.nonzero("traffic.max_in_flight", t.max_in_flight);
+        if !(1..=MAX_BATCH).contains(&t.batch_size) {
+            v.fail(
+                "traffic.batch_size",
+                format!("must be between 1 and {MAX_BATCH}, got {}", t.batch_size),
+            );
+        }
+        if !t.zipf_exponent.is_finite() || t.zipf_exponent < 0.0 {
+            v.fail(
+                "traffic.zipf_exponent",
+                format!("must be >= 0, got {}", t.zipf_exponent),
+            );
+        }
+        if let Some(ttl) = t.ttl {
+            v.ttl("traffic.ttl", ttl);
+        }
+
+        // [probes.*]
+        for (name, p) in c.probes.iter() {
+            if p.interval.get() < Duration::from_millis(100) {
+                v.fail(
+                    format!("probes.{name}.interval"),
+                    format!("must be >= 100ms, got {}", p.interval),
+                );
+            } else if p.jitter.get() >= p.interval.get() {
+                v.fail(
+                    format!("probes.{name}.jitter"),
+                    format!(
+                        "must be shorter than the interval ({}), got {}",
+                        p.interval, p.jitter
+                    ),
+                );
+            }
+            v.positive(&format!("probes.{name}.timeout"), p.timeout);
+        }
+
+        // [slo]
+        let s = &c.slo;
+        for (key, d) in [
+            ("slo.write_p99", s.write_p99),
+            ("slo.recent_50_p99", s.recent_50_p99),
+            ("slo.range_5m_max", s.range_5m_max),
+            ("slo.pagination_page_p99", s.pagination_page_p99),
+            ("slo.redis_pubsub_p99", s.redis_pubsub_p99),
+        ] {
+            v.positive(key, d);
+        }
+        v.ratio("slo.write_success", s.write_success);
+        v.ratio("slo.throughput_ratio", s.throughput_ratio);
+        if !s.partition_balance_cv.is_finite() || s.partition_balance_cv < 0.0 {
+            v.fail(
+                "slo.partition_balance_cv",
+                format!("must be >= 0, got {}", s.partition_balance_cv),
+            );
+        }
+
+        // [instance]
+        let i = &c.instance;
+        if i.count == 0 {
+            v.fail("instance.count", "must be > 0, got 0");
+        } else if i.index >= i.count {
+            v.fail(
+                "instance.index",
+                format!(
+                    "must be less than instance.count ({}), got {}",
+                    i.count, i.index
+                ),
+            );
+        }
+        if i.count > t.streams && t.streams > 0 {
+            v.fail(
+                "instance.count",
+                format!(
+                    "each instance needs a stream of its own: {} instances, traffic.streams = {}",
+                    i.count, t.streams
+                ),
+            );
+        }
+
+        v.errors
+    }
+}
+
+#[derive(Default)]
+struct Rules {
+    errors: Vec<FieldError>,
+}
+
+impl Rules {
+    fn fail(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError::new(key, message));
+    }
+
+    fn positive(&mut self, key: &str, d: HumanDuration) {
+        if d.get().is_zero() {
+            self.fail(key, "must be > 0, got 0s");
+        }
+    }
+
+    fn at_least_a_second(&mut self, key: &str, d: HumanDuration) {
+        if d.get() < Duration::from_secs(1) {
+            self.fail(key, format!("must be at least 1s, got {d}"));
+        }
+    }
+
+    fn ttl(&mut self, key: &str, d: HumanDuration) {
+        let d = d.get();
+        if d < Duration::from_secs(1) || d > MAX_TTL || d.subsec_nanos() != 0 {
+            self.fail(
+                key,
+                format!(
+                    "must be whole seconds between 1s and 20 years (630720000s), got {}",
+                    humantime::format_duration(d)
+                ),
+            );
+        }
+    }
+
+    fn nonzero(&mut self, key: &str, n: u32) {
+        if n == 0 {
+            self.fail(key, "must be > 0, got 0");
+        }
+    }
+
+    fn rate(&mut self, key: &str, r: f64, zero_ok: bool) {
+        let low_ok = if zero_ok { r >= 0.0 } else { r > 0.0 };
+        if !r.is_finite() || !low_ok || r > MAX_RATE {
+            let low = if zero_ok { ">= 0" } else { "> 0" };
+            self.fail(
+                key,
+                format!("must be {low} and <= {MAX_RATE} per second, got {r}"),
+            );
+        }
+    }
+
+    fn ratio(&mut self, key: &str, r: f64) {
+        if !(r > 0.0 && r <= 1.0) {
+            self.fail(key, format!("must be a ratio in (0, 1], got {r}"));
+        }
+    }
+}
+
+/// `host:port` with a non-empty host and a port in 1..=65535; an IP must be a valid one.
+pub fn check_host_port(s: &str) -> Result<(), String> {
+    if s.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(format!("must be host:port, got {s:?}"));
+    };
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => {}
+        _ => return Err(format!("port must be 1-65535, got {port:?} in {s:?}")),
+    }
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && !host.starts_with(['-', '.'])
+        && !host.ends_with('-');
+    // All digits and dots is an IPv4 address attempt; it must be a valid one.
+    let looks_ipv4 = host.chars().all(|c| c.is_ascii_digit() || c == '.');
+    if !host_ok || (looks_ipv4 && host.parse::<std::net::Ipv4Addr>().is_err()) {
+        return Err(format!(
+            "not a valid host name or IP address: {host:?} in {s:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// A keyspace chatload may own: a lowercase CQL identifier, not a system keyspace.
+pub fn check_keyspace(ks: &str) -> Result<(), String> {
+    let mut chars = ks.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !first_ok || !rest_ok || ks.len() > 48 {
+        return Err(format!(
+            "must be a lowercase CQL identifier (a-z first, then a-z, 0-9, _; at most 48), got {ks:?}"
+        ));
+    }
+    if ks.starts_with("system") {
+        return Err(format!(
+            "{ks:?} is a system keyspace name; chatload only writes to a keyspace of its own"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(c: &Config) -> Vec<String> {
+        c.validate().into_iter().map(|e| e.key).collect()
+    }
+
+    #[test]
+    fn the_default_config_is_valid() {
+        assert_eq!(Config::default().validate(), vec![]);
+    }
+
+    /// Each rule, table-driven: a change to the default config and the key that must be reported.
+    #[test]
+    fn every_rule_reports_its_key() {
+        type Change = fn(&mut Config);
+        let cases: &[(Change, &str)] = &[
+            (|c| c.log.level = "info,=[".into(), "log.level"),
+            (|c| c.scylla.hosts.clear(), "scylla.hosts"),
+            (
+                |c| c.scylla.hosts = vec!["nohost".into()],
+                "scylla.hosts[0]",
+            ),
+            (|c| c.scylla.hosts = vec!["h:0".into()], "scylla.hosts[0]"),
+            (
+                |c| c.scylla.hosts = vec!["h:99999".into()],
+                "scylla.hosts[0]",
+            ),
+            (
+                |c| c.scylla.hosts = vec!["a:1".into(), "1.2.3.400:9042".into()],
+                "scylla.hosts[1]",
+            ),
+            (|c| c.scylla.hosts = vec![":9042".into()], "scylla.hosts[0]"),
+            (|c| c.scylla.keyspace = "system".into(), "scylla.keyspace"),
+            (
+                |c| c.scylla.keyspace = "system_auth".into(),
+                "scylla.keyspace",
+            ),
+            (|c| c.scylla.keyspace = "Chat".into(), "scylla.keyspace"),
+            (|c| c.scylla.keyspace = "1chat".into(), "scylla.keyspace"),
+            (
+                |c| c.scylla.keyspace = "chat-load".into(),
+                "scylla.keyspace",
+            ),
+            (|c| c.scylla.keyspace = "".into(), "scylla.keyspace"),
+            (|c| c.scylla.keyspace = "a".repeat(49), "scylla.keyspace"),
+            (
+                |c| c.scylla.request_timeout = HumanDuration::from_secs(0),
+                "scylla.request_timeout",
+            ),
+            (
+                |c| c.scylla.connect_timeout = HumanDuration::from_secs(0),
+                "scylla.connect_timeout",
+            ),
+            (|c| c.scylla.password = "x".into(), "scylla.username"),
+            (
+                |c| {
+                    c.scylla.username = "u".into();
+                    c.scylla.password_file = "/nonexistent/secret".into();
+                },
+                "scylla.password_file",
+            ),
+            (
+                |c| c.scylla.replication.replication_factor = 0,
+                "scylla.replication.replication_factor",
+            ),
+            (
+                |c| c.scylla.replication.strategy = ReplicationStrategy::NetworkTopology,
+                "scylla.replication.datacenters",
+            ),
+            (
+                |c| c.scylla.default_ttl = HumanDuration::from_secs(0),
+                "scylla.default_ttl",
+            ),
+            (
+                |c| c.scylla.default_ttl = HumanDuration::from_millis(1500),
+                "scylla.default_ttl",
+            ),
+            (
+                |c| c.scylla.default_ttl = HumanDuration::from_secs(700_000_000),
+                "scylla.default_ttl",
+            ),
+            (|c| c.redis.url = "http://x".into(), "redis.url"),
+            (|c| c.redis.cache_length = 0, "redis.cache_length"),
+            (
+                |c| c.redis.cache_ttl = HumanDuration::from_millis(10),
+                "redis.cache_ttl",
+            ),
+            (|c| c.redis.key_prefix = "a b".into(), "redis.key_prefix"),
+            (
+                |c| c.redis.request_timeout = HumanDuration::from_secs(0),
+                "redis.request_timeout",
+            ),
+            (|c| c.traffic.write_rate = 0.0, "traffic.write_rate"),
+            (|c| c.traffic.write_rate = -5.0, "traffic.write_rate"),
+            (|c| c.traffic.write_rate = f64::NAN, "traffic.write_rate"),
+            (|c| c.traffic.write_rate = 2e6, "traffic.write_rate"),
+            (|c| c.traffic.read_rate = -1.0, "traffic.read_rate"),
+            (|c| c.traffic.streams = 0, "traffic.streams"),
+            (|c| c.traffic.senders = 0, "traffic.senders"),
+            (|c| c.traffic.max_in_flight = 0, "traffic.max_in_flight"),
+            (|c| c.traffic.batch_size = 0, "traffic.batch_size"),
+            (|c| c.traffic.batch_size = 101, "traffic.batch_size"),
+            (|c| c.traffic.zipf_exponent = -1.0, "traffic.zipf_exponent"),
+            (
+                |c| c.traffic.ttl = Some(HumanDuration::from_millis(10)),
+                "traffic.ttl",
+            ),
+            (
+                |c| c.probes.recent_50.interval = HumanDuration::from_millis(10),
+                "probes.recent_50.interval",
+            ),
+            (
+                |c| c.probes.pagination.timeout = HumanDuration::from_secs(0),
+                "probes.pagination.timeout",
+            ),
+            (
+                |c| c.probes.redis_ttl.jitter = HumanDuration::from_secs(60),
+                "probes.redis_ttl.jitter",
+            ),
+            (
+                |c| c.slo.write_p99 = HumanDuration::from_secs(0),
+                "slo.write_p99",
+            ),
+            (|c| c.slo.write_success = 1.5, "slo.write_success"),
+            (|c| c.slo.throughput_ratio = 0.0, "slo.throughput_ratio"),
+            (
+                |c| c.slo.partition_balance_cv = -0.1,
+                "slo.partition_balance_cv",
+            ),
+            (|c| c.instance.count = 0, "instance.count"),
+            (|c| c.instance.index = 1, "instance.index"),
+            (
+                |c| {
+                    c.instance.count = 5;
+                    c.traffic.streams = 4;
+                },
+                "instance.count",
+            ),
+        ];
+        for (i, (change, key)) in cases.iter().enumerate() {
+            let mut c = Config::default();
+            change(&mut c);
+            assert_eq!(keys(&c), [*key], "case {i}: expected exactly {key}");
+        }
+    }
+
+    #[test]
+    fn reasonable_values_pass() {
+        let mut c = Config::default();
+        c.scylla.hosts = vec![
+            "scylla-0.scylla.svc:9042".into(),
+            "[::1]:9042".into(),
+            "10.1.2.3:19042".into(),
+        ];
+        c.scylla.keyspace = "chat_staging_2".into();
+        c.traffic.read_rate = 0.0;
+        c.traffic.write_rate = 0.1;
+        c.scylla.replication.strategy = ReplicationStrategy::NetworkTopology;
+        c.scylla.replication.datacenters.insert("dc1".into(), 3);
+        c.redis.url = "rediss://user:pw@cache.internal:6380/2".into();
+        c.log.level = "info,chatload=debug".into();
+        assert_eq!(c.validate(), vec![]);
+    }
+}

@@ -1,0 +1,145 @@
+//! The daemon: HTTP endpoints, backend connections and health loops, the scheduler heartbeat,
+//! and an orderly shutdown when the token given to [`Daemon::start`] is cancelled.
+
+use crate::backend::{self, RedisBackend, ScyllaBackend};
+use crate::config::Config;
+use crate::http::{self, Health, HttpState};
+use crate::metrics::Metrics;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+/// How often the scheduler proves it is alive (see `/healthz`).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why the daemon could not start. Nothing is left running when this is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `http.listen` could not be bound.
+    #[error("failed to listen on http.listen = {addr}: {cause}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        cause: std::io::Error,
+    },
+    /// The Redis client could not be set up from `redis.url`.
+    #[error("{0}")]
+    Redis(#[from] backend::redis::RedisError),
+}
+
+/// A running daemon.
+pub struct Daemon {
+    http_addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    scylla: Arc<ScyllaBackend>,
+    redis: RedisBackend,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    drain_timeout: Duration,
+}
+
+impl Daemon {
+    /// Bind the HTTP listener, start every task, and return once chatload is ready.
+    /// Backends need not be reachable. Cancelling `shutdown` stops everything; see [`Daemon::wait`].
+    pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Self, StartError> {
+        let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
+        let health = Arc::new(Health::default());
+        let addr = config.http.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|cause| StartError::Bind { addr, cause })?;
+        let http_addr = listener
+            .local_addr()
+            .map_err(|cause| StartError::Bind { addr, cause })?;
+        let redis = RedisBackend::new(&config.redis)?;
+        let scylla = Arc::new(ScyllaBackend::new(config.scylla.clone()));
+
+        let tracker = TaskTracker::new();
+        let state = Arc::new(HttpState {
+            metrics: metrics.clone(),
+            health: health.clone(),
+        });
+        tracker.spawn(http::serve(listener, state, shutdown.child_token()));
+        {
+            let (scylla, metrics, token) =
+                (scylla.clone(), metrics.clone(), shutdown.child_token());
+            tracker.spawn(async move { backend::monitor(scylla.as_ref(), metrics, token).await });
+        }
+        {
+            let (redis, metrics, token) = (redis.clone(), metrics.clone(), shutdown.child_token());
+            tracker.spawn(async move { backend::monitor(&redis, metrics, token).await });
+        }
+        {
+            let (health, token) = (health.clone(), shutdown.child_token());
+            tracker.spawn(async move {
+                let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+                loop {
+                    tokio::select! {
+                        _ = token.cancelled() => return,
+                        _ = tick.tick() => health.beat(),
+                    }
+                }
+            });
+        }
+        tracker.close();
+        health.beat();
+        health.set_ready(true);
+        info!(http = %http_addr, scylla = ?config.scylla.hosts, keyspace = %config.scylla.keyspace,
+              redis = %crate::config::redact_url(&config.redis.url), "chatload started");
+        Ok(Self {
+            http_addr,
+            metrics,
+            scylla,
+            redis,
+            tracker,
+            shutdown,
+            drain_timeout: config.traffic.drain_timeout.get(),
+        })
+    }
+
+    /// Where the HTTP endpoints listen (useful with port 0).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The metrics this daemon exports.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The ScyllaDB backend (its session appears once the database answers).
+    pub fn scylla(&self) -> &Arc<ScyllaBackend> {
+        &self.scylla
+    }
+
+    /// The Redis backend.
+    pub fn redis(&self) -> &RedisBackend {
+        &self.redis
+    }
+
+    /// Wait for the shutdown token, then for every task to finish (in-flight work gets
+    /// `traffic.drain_timeout` plus the HTTP grace period).
+    pub async fn wait(self) {
+        self.shutdown.cancelled().await;
+        info!("shutting down");
+        let limit = self.drain_timeout + http::SHUTDOWN_GRACE + Duration::from_secs(1);
+        if tokio::time::timeout(limit, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!(timeout = ?limit, "tasks still running at the end of the drain period; exiting anyway");
+        }
+        info!("stopped");
+    }
+}
+
+/// Run the daemon until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
+    Daemon::start(config, shutdown).await?.wait().await;
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! chatload's own HTTP endpoints, served with hyper 1.
+//!
+//! - `/metrics`: every metric in the Prometheus text format;
+//! - `/healthz`: 200 while the process is alive and the scheduler's heartbeat is fresh (liveness);
+//! - `/readyz`: 200 once the config is loaded and the scheduler runs (readiness). Backends being down
+//!   does *not* make chatload unready: that is what `chatload_backend_up` says, and restarting the
+//!   sidecar would not bring a database back;
+//! - `/`: a small human status page.
+//!
+//! Anything else is 404, a known path with another method than GET or HEAD is 405. Connections get a
+//! header-read timeout and a header size limit, and their number is capped, so a slow or hostile client
+//! cannot pin the daemon. On shutdown the listener closes and open requests are allowed to finish.
+
+use crate::metrics::{CONTENT_TYPE, Metrics};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CONTENT_TYPE as CONTENT_TYPE_HEADER, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// Connections served at once; more wait in the kernel's accept queue.
+pub const MAX_CONNECTIONS: usize = 256;
+/// A client must send its request headers within this time.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head accepted (hyper answers 431 beyond it).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// How long open requests may take to finish at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// `/healthz` fails when the scheduler has not beaten for this long.
+pub const HEARTBEAT_MAX_AGE: Duration = Duration::from_secs(10);
+
+/// Liveness and readiness, shared between the scheduler (which beats) and the HTTP server (which reads).
+#[derive(Debug)]
+pub struct Health {
+    start: Instant,
+    last_beat_ms: AtomicU64,
+    ready: AtomicBool,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            start: Instant::now(),
+            last_beat_ms: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Health {
+    /// The scheduler is alive now.
+    pub fn beat(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_beat_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Time since the last beat.
+    pub fn heartbeat_age(&self) -> Duration {
+        let last = Duration::from_millis(self.last_beat_ms.load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(last)
+    }
+
+    /// Mark chatload ready (or not).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Whether chatload is ready.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+}
+
+/// What the handlers need.
+pub struct HttpState {
+    /// Metrics to expose.
+    pub metrics: Arc<Metrics>,
+    /// Liveness and readiness.
+    pub health: Arc<Health>,
+}
+
+/// Accept connections on `listener` until `shutdown`, then let open requests finish
+/// (up to [`SHUTDOWN_GRACE`]).
+pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: CancellationToken) {
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES)
+        .keep_alive(true);
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = slots.clone().acquire_owned() => p.expect("semaphore is never closed"),
+        };
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!(error = %e, "failed to accept an HTTP connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let state = state.clone();
+        let service = service_fn(move |req| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(route(&req, &state)) }
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                debug!(peer = %peer, error = %e, "HTTP connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => debug!("HTTP connections closed"),
+        _ = tokio::time::sleep(SHUTDOWN_GRACE) => info!("HTTP connections still open after the grace period; closing"),
+    }
+}
+
+fn route(req: &Request<Incoming>, state: &HttpState) -> Response<Full<Bytes>> {
+    let handler: fn(&HttpState) -> Response<Full<Bytes>> = match req.uri().path() {
+        "/metrics" => metrics,
+        "/healthz" => healthz,
+        "/readyz" => readyz,
+        "/" => index,
+        _ => return text(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    handler(state)
+}
+
+fn metrics(state: &HttpState) -> Response<Full<Bytes>> {
+    response(StatusCode::OK, CONTENT_TYPE, state.metrics.encode())
+}
+
+fn healthz(state: &HttpState) -> Response<Full<Bytes>> {
+    let age = state.health.heartbeat_age();
+    if age <= HEARTBEAT_MAX_AGE {
+        text(StatusCode::OK, "ok\n")
+    } else {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("scheduler heartbeat is {:.1}s old\n", age.as_secs_f64()),
+        )
+    }
+}
+
+fn readyz(state: &HttpState) -> Response<Full<Bytes>> {
+    if state.health.is_ready() {
+        text(StatusCode::OK, "ready\n")
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+fn index(_state: &HttpState) -> Response<Full<Bytes>> {
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>chatload</title></head><body>\
+         <h1>chatload {}</h1><ul>\
+         <li><a href=\"/metrics\">/metrics</a></li>\
+         <li><a href=\"/healthz\">/healthz</a></li>\
+         <li><a href=\"/readyz\">/readyz</a></li></ul></body></html>\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    response(StatusCode::OK, "text/html; charset=utf-8", body)
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    response(status, "text/plain; charset=utf-8", body)
+}
+
+fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE_HEADER, HeaderValue::from_static(content_type));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_age_tracks_beats() {
+        let h = Health::default();
+        h.beat();
+        assert!(h.heartbeat_age() < Duration::from_secs(1));
+        assert!(!h.is_ready());
+        h.set_ready(true);
+        assert!(h.is_ready());
+    }
+}

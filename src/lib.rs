@@ -1,0 +1,26 @@
+//! chatload keeps steady synthetic chat traffic flowing into a ScyllaDB + Redis chat backend, probes
+//! TTL enforcement and query latency on a schedule, and exposes everything as Prometheus metrics.
+//!
+//! Modules:
+//! - [`cli`]: the command line (`run`, `schema`, `config check`) and exit codes;
+//! - [`config`]: the TOML config, `CHATLOAD_*` environment overrides, validation with key paths;
+//! - [`daemon`]: starts and stops everything; [`daemon::run`] takes a shutdown token;
+//! - [`http`]: `/metrics`, `/healthz`, `/readyz` and the status page (hyper 1);
+//! - [`metrics`]: every metric name, help text and bucket layout;
+//! - [`backend`]: the ScyllaDB session and Redis connection, and their health loops;
+//! - [`schema`]: the keyspace and `chat_messages` table, printed or applied;
+//! - [`logging`]: `tracing` output as text or JSON.
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod schema;
+
+pub use config::Config;
+pub use daemon::{Daemon, run};

@@ -1,0 +1,351 @@
+//! Every metric chatload exports: names, help texts, labels and bucket layouts, defined once.
+//!
+//! Handles are created here at start-up and passed to the hot paths; nothing looks a metric up by name
+//! per operation. Names follow Prometheus conventions: the `chatload_` prefix, base units (seconds),
+//! `_total` for counters, and low-cardinality labels only (never a stream or message id).
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Shared latency buckets, 100 µs to 10 s. Every default SLO threshold (5 ms, 10 ms, 50 ms) is an exact
+/// bound, so "share of requests under the SLO" is exact in PromQL, not interpolated.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+];
+
+/// Buckets of the pacer's lateness: finer at the bottom, where its 200 µs target lies.
+pub const SCHEDULE_LAG_BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1, 1.0,
+];
+
+/// Content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The two backends, as the `backend` label spells them.
+pub const BACKENDS: [&str; 2] = ["scylla", "redis"];
+
+/// Operation outcomes, as the `outcome` label spells them.
+pub const OUTCOMES: [&str; 4] = ["ok", "error", "timeout", "dropped"];
+
+/// All of chatload's metrics, registered in their own registry.
+pub struct Metrics {
+    registry: Registry,
+    /// The labels of each backend's current `chatload_backend_info` series.
+    backend_info_labels: std::sync::Mutex<std::collections::HashMap<String, [String; 2]>>,
+    /// `chatload_build_info{version}`: always 1.
+    pub build_info: IntGaugeVec,
+    /// `chatload_backend_up{backend}`: 1 when the last health check of that backend succeeded.
+    pub backend_up: IntGaugeVec,
+    /// `chatload_backend_info{backend,kind,version}`: 1, for what the backend said it is.
+    pub backend_info: IntGaugeVec,
+    /// `chatload_operations_total{backend,op,outcome}`.
+    pub operations: IntCounterVec,
+    /// `chatload_operation_duration_seconds{backend,op}`: from the scheduled start.
+    pub operation_duration: HistogramVec,
+    /// `chatload_operation_service_seconds{backend,op}`: from the actual send.
+    pub operation_service: HistogramVec,
+    /// `chatload_target_rate{op}`: operations per second this instance is configured for.
+    pub target_rate: GaugeVec,
+    /// `chatload_in_flight{backend}`.
+    pub in_flight: IntGaugeVec,
+    /// `chatload_schedule_lag_seconds`: how late the pacer started operations.
+    pub schedule_lag: Histogram,
+    /// `chatload_probe_success{probe}`: 0/1 of the last run.
+    pub probe_success: IntGaugeVec,
+    /// `chatload_probe_runs_total{probe,outcome}`.
+    pub probe_runs: IntCounterVec,
+    /// `chatload_probe_duration_seconds{probe}`.
+    pub probe_duration: HistogramVec,
+    /// `chatload_probe_check_failures_total{probe,check}`.
+    pub probe_check_failures: IntCounterVec,
+    /// `chatload_ttl_observed_seconds{backend}`.
+    pub ttl_observed: GaugeVec,
+    /// `chatload_ttl_drift_seconds{backend}`.
+    pub ttl_drift: GaugeVec,
+    /// `chatload_partition_balance_cv`.
+    pub partition_balance_cv: Gauge,
+    /// `chatload_redis_cache_consistent`.
+    pub redis_cache_consistent: IntGauge,
+    /// `chatload_config_reload_total{outcome}`.
+    pub config_reload: IntCounterVec,
+    /// `chatload_config_hash`: a number that changes when the effective config changes.
+    pub config_hash: Gauge,
+}
+
+impl Metrics {
+    /// Create and register every metric; `version` goes into `chatload_build_info`.
+    pub fn new(version: &str) -> Self {
+        let registry = Registry::new();
+        let r = &registry;
+        let m = Self {
+            build_info: int_gauge_vec(
+                r,
+                "chatload_build_info",
+                "Build information; always 1.",
+                &["version"],
+            ),
+            backend_up: int_gauge_vec(
+                r,
+                "chatload_backend_up",
+                "1 when the last health check of the backend succeeded, else 0.",
+                &["backend"],
+            ),
+            backend_info: int_gauge_vec(
+                r,
+                "chatload_backend_info",
+                "What the backend reported it is (kind: scylla, cassandra or redis); always 1.",
+                &["backend", "kind", "version"],
+            ),
+            operations: int_counter_vec(
+                r,
+                "chatload_operations_total",
+                "Traffic operations by outcome (ok, error, timeout, dropped).",
+                &["backend", "op", "outcome"],
+            ),
+            operation_duration: histogram_vec(
+                r,
+                "chatload_operation_duration_seconds",
+                "Latency of traffic operations from their scheduled start (coordinated-omission-correct).",
+                &["backend", "op"],
+                LATENCY_BUCKETS,
+            ),
+            operation_service: histogram_vec(
+                r,
+                "chatload_operation_service_seconds",
+                "Latency of traffic operations from the actual send (service time).",
+                &["backend", "op"],
+                LATENCY_BUCKETS,
+            ),
+            target_rate: gauge_vec(
+                r,
+                "chatload_target_rate",
+                "Operations per second this instance is configured to start.",
+                &["op"],
+            ),
+            in_flight: int_gauge_vec(r, "chatload_in_flight", "Requests in flight.", &["backend"]),
+            schedule_lag: {
+                let h = Histogram::with_opts(
+                    HistogramOpts::new(
+                        "chatload_schedule_lag_seconds",
+                        "How late the pacer started operations relative to their scheduled time.",
+                    )
+                    .buckets(SCHEDULE_LAG_BUCKETS.to_vec()),
+                )
+                .expect("valid histogram");
+                r.register(Box::new(h.clone())).expect("unique metric");
+                h
+            },
+            probe_success: int_gauge_vec(
+                r,
+                "chatload_probe_success",
+                "1 when the probe's last run passed all its checks, else 0.",
+                &["probe"],
+            ),
+            probe_runs: int_counter_vec(
+                r,
+                "chatload_probe_runs_total",
+                "Probe runs by outcome (ok, failed, timeout, error).",
+                &["probe", "outcome"],
+            ),
+            probe_duration: histogram_vec(
+                r,
+                "chatload_probe_duration_seconds",
+                "Duration of the probe's measured query or round trip.",
+                &["probe"],
+                LATENCY_BUCKETS,
+            ),
+            probe_check_failures: int_counter_vec(
+                r,
+                "chatload_probe_check_failures_total",
+                "Correctness checks that failed, by probe and check.",
+                &["probe", "check"],
+            ),
+            ttl_observed: gauge_vec(
+                r,
+                "chatload_ttl_observed_seconds",
+                "TTL the backend reported for a freshly written probe entry, corrected for its age.",
+                &["backend"],
+            ),
+            ttl_drift: gauge_vec(
+                r,
+                "chatload_ttl_drift_seconds",
+                "Observed TTL minus expected TTL.",
+                &["backend"],
+            ),
+            partition_balance_cv: gauge(
+                r,
+                "chatload_partition_balance_cv",
+                "Coefficient of variation of rows per stream written over the probe window.",
+            ),
+            redis_cache_consistent: {
+                let g = IntGauge::new(
+                    "chatload_redis_cache_consistent",
+                    "1 when the newest entry of the Redis cache matched the newest row in ScyllaDB.",
+                )
+                .expect("valid gauge");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            config_reload: int_counter_vec(
+                r,
+                "chatload_config_reload_total",
+                "Configuration reloads by outcome (ok, error).",
+                &["outcome"],
+            ),
+            config_hash: gauge(
+                r,
+                "chatload_config_hash",
+                "Hash of the effective configuration (changes when the config does).",
+            ),
+            registry,
+            backend_info_labels: Default::default(),
+        };
+        m.build_info.with_label_values(&[version]).set(1);
+        for b in BACKENDS {
+            m.backend_up.with_label_values(&[b]).set(0);
+        }
+        for outcome in ["ok", "error"] {
+            m.config_reload.with_label_values(&[outcome]);
+        }
+        #[cfg(target_os = "linux")]
+        m.registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("process collector registers once");
+        m
+    }
+
+    /// Record what a backend reported it is, replacing what it reported before (one series per backend).
+    pub fn set_backend_info(&self, backend: &str, kind: &str, version: &str) {
+        let mut current = self
+            .backend_info_labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some([old_kind, old_version]) = current.get(backend) {
+            let _ = self
+                .backend_info
+                .remove_label_values(&[backend, old_kind, old_version]);
+        }
+        self.backend_info
+            .with_label_values(&[backend, kind, version])
+            .set(1);
+        current.insert(backend.to_string(), [kind.to_string(), version.to_string()]);
+    }
+
+    /// The registry, to gather from.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Everything in the text exposition format.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(16 * 1024);
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("encoding to a Vec cannot fail");
+        buf
+    }
+}
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+    r.register(Box::new(c.clone()))
+        .expect("metric names are unique");
+    c
+}
+
+fn int_gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    register(
+        r,
+        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    register(
+        r,
+        GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> Gauge {
+    register(
+        r,
+        Gauge::with_opts(Opts::new(name, help)).expect("valid metric"),
+    )
+}
+
+fn int_counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(
+        r,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn histogram_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> HistogramVec {
+    register(
+        r,
+        HistogramVec::new(
+            HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+            labels,
+        )
+        .expect("valid metric"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slo_thresholds_are_exact_bucket_bounds() {
+        for slo in [0.005, 0.01, 0.05] {
+            assert!(LATENCY_BUCKETS.contains(&slo), "{slo}");
+        }
+        assert!(SCHEDULE_LAG_BUCKETS.contains(&0.0002));
+        assert_eq!(LATENCY_BUCKETS.first(), Some(&0.0001));
+        assert_eq!(LATENCY_BUCKETS.last(), Some(&10.0));
+        assert!(LATENCY_BUCKETS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn exposition_has_build_info_and_backends_down_at_start() {
+        let m = Metrics::new("1.2.3");
+        let text = String::from_utf8(m.encode()).unwrap();
+        assert!(
+            text.contains("chatload_build_info{version=\"1.2.3\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("chatload_backend_up{backend=\"scylla\"} 0"));
+        assert!(text.contains("chatload_backend_up{backend=\"redis\"} 0"));
+        #[cfg(target_os = "linux")]
+        assert!(text.contains("process_resident_memory_bytes"));
+    }
+
+    #[test]
+    fn backend_info_keeps_one_series_per_backend() {
+        let m = Metrics::new("x");
+        m.set_backend_info("scylla", "cassandra", "5.0.1");
+        m.set_backend_info("scylla", "cassandra", "5.0.2");
+        m.set_backend_info("redis", "redis", "7.0.15");
+        let text = String::from_utf8(m.encode()).unwrap();
+        assert!(!text.contains("5.0.1"), "{text}");
+        assert!(text.contains(
+            r#"chatload_backend_info{backend="scylla",kind="cassandra",version="5.0.2"} 1"#
+        ));
+        assert!(
+            text.contains(
+                r#"chatload_backend_info{backend="redis",kind="redis",version="7.0.15"} 1"#
+            )
+        );
+    }
+}
