@@ -13,7 +13,8 @@ pub fn init(cfg: &LogConfig) {
         });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // A second init (tests, a library user) keeps the first subscriber.
     let _ = match cfg.format {
         LogFormat::Text => builder.try_init(),

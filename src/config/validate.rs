@@ -40,13 +40,13 @@ impl Config {
                 "set either password or password_file, not both",
             );
         }
-        if !c.scylla.password_file.is_empty() {
-            if let Err(e) = std::fs::metadata(&c.scylla.password_file) {
-                v.fail(
-                    "scylla.password_file",
-                    format!("cannot read {:?}: {e}", c.scylla.password_file),
-                );
-            }
+        if !c.scylla.password_file.is_empty()
+            && let Err(e) = std::fs::metadata(&c.scylla.password_file)
+        {
+            v.fail(
+                "scylla.password_file",
+                format!("cannot read {:?}: {e}", c.scylla.password_file),
+            );
         }
         if (!c.scylla.password.is_empty() || !c.scylla.password_file.is_empty())
             && c.scylla.username.is_empty()

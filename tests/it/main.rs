@@ -1,1 +1,10 @@
+//! Integration tests: one binary (link once), one module per area.
+//!
+//! `cli` and `http` need no server. `stack` talks to the real Cassandra and Redis that
+//! `scripts/stack.sh up` starts; those tests fail (they never skip) when the stack is down.
 
+mod common;
+
+mod cli;
+mod http;
+mod stack;

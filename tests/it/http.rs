@@ -1,0 +1,97 @@
+//! The HTTP endpoints of an in-process daemon on port 0, with both backends unreachable.
+
+use crate::common::{closed_port, http, metric, test_config};
+use chatload::{Daemon, config};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+async fn start_unreachable() -> (Daemon, CancellationToken) {
+    let text = test_config(
+        &format!("127.0.0.1:{}", closed_port()),
+        &format!("127.0.0.1:{}", closed_port()),
+        "chatload_it",
+    );
+    let cfg = config::load_str(&text, Path::new("test"), []).unwrap();
+    let token = CancellationToken::new();
+    let d = Daemon::start(cfg, token.clone())
+        .await
+        .expect("daemon starts with backends down");
+    (d, token)
+}
+
+#[tokio::test]
+async fn endpoints_answer_with_backends_down() {
+    let (d, token) = start_unreachable().await;
+    let addr = d.http_addr();
+
+    let (status, head, body) = http(addr, "GET", "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    assert_eq!(
+        metric(&body, r#"chatload_backend_up{backend="scylla"}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&body, r#"chatload_backend_up{backend="redis"}"#),
+        Some(0.0)
+    );
+    assert!(body.contains(&format!(
+        "chatload_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    )));
+    for process_metric in [
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+    ] {
+        assert!(body.contains(process_metric), "{process_metric} missing");
+    }
+
+    assert_eq!(http(addr, "GET", "/healthz").await.0, 200);
+    assert_eq!(http(addr, "GET", "/readyz").await.0, 200);
+    assert_eq!(http(addr, "GET", "/").await.0, 200);
+    assert_eq!(http(addr, "GET", "/nope").await.0, 404);
+    assert_eq!(http(addr, "GET", "/metrics/extra").await.0, 404);
+    let (status, head, _) = http(addr, "POST", "/metrics").await;
+    assert_eq!(status, 405);
+    assert!(
+        head.to_ascii_lowercase().contains("allow: get, head"),
+        "{head}"
+    );
+
+    token.cancel();
+    let t = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), d.wait())
+        .await
+        .expect("shutdown within 10 s");
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener is closed after shutdown"
+    );
+}
+
+#[tokio::test]
+async fn metrics_scrape_is_parseable_text_format() {
+    let (d, token) = start_unreachable().await;
+    let (_, _, body) = http(d.http_addr(), "GET", "/metrics").await;
+    // Every non-comment line is `name{labels} value` with a numeric value.
+    for line in body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "bad sample line: {line}");
+        assert!(
+            line.starts_with("chatload_") || line.starts_with("process_"),
+            "unexpected metric: {line}"
+        );
+    }
+    token.cancel();
+    d.wait().await;
+}
