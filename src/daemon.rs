@@ -1,10 +1,12 @@
-//! The daemon: HTTP endpoints, backend connections and health loops, the scheduler heartbeat,
-//! and an orderly shutdown when the token given to [`Daemon::start`] is cancelled.
+//! The daemon: HTTP endpoints, backend connections and health loops, the traffic (whose pacer thread
+//! is the scheduler `/healthz` watches), and an orderly shutdown when the token given to
+//! [`Daemon::start`] is cancelled.
 
 use crate::backend::{self, RedisBackend, ScyllaBackend};
 use crate::config::Config;
 use crate::http::{self, Health, HttpState};
 use crate::metrics::Metrics;
+use crate::traffic::Traffic;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +14,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
-
-/// How often the scheduler proves it is alive (see `/healthz`).
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why the daemon could not start. Nothing is left running when this is returned.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +29,9 @@ pub enum StartError {
     /// The Redis client could not be set up from `redis.url`.
     #[error("{0}")]
     Redis(#[from] backend::redis::RedisError),
+    /// The pacer thread could not be started.
+    #[error("failed to start the pacer thread: {0}")]
+    Pacer(std::io::Error),
 }
 
 /// A running daemon.
@@ -38,6 +40,7 @@ pub struct Daemon {
     metrics: Arc<Metrics>,
     scylla: Arc<ScyllaBackend>,
     redis: RedisBackend,
+    traffic: Traffic,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     drain_timeout: Duration,
@@ -74,18 +77,16 @@ impl Daemon {
             let (redis, metrics, token) = (redis.clone(), metrics.clone(), shutdown.child_token());
             tracker.spawn(async move { backend::monitor(&redis, metrics, token).await });
         }
-        {
-            let (health, token) = (health.clone(), shutdown.child_token());
-            tracker.spawn(async move {
-                let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
-                loop {
-                    tokio::select! {
-                        _ = token.cancelled() => return,
-                        _ = tick.tick() => health.beat(),
-                    }
-                }
-            });
-        }
+        let traffic = Traffic::start(
+            &config,
+            scylla.clone(),
+            redis.clone(),
+            metrics.clone(),
+            health.clone(),
+            &tracker,
+            shutdown.clone(),
+        )
+        .map_err(StartError::Pacer)?;
         tracker.close();
         health.beat();
         health.set_ready(true);
@@ -96,6 +97,7 @@ impl Daemon {
             metrics,
             scylla,
             redis,
+            traffic,
             tracker,
             shutdown,
             drain_timeout: config.traffic.drain_timeout.get(),
@@ -120,6 +122,11 @@ impl Daemon {
     /// The Redis backend.
     pub fn redis(&self) -> &RedisBackend {
         &self.redis
+    }
+
+    /// The running traffic.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
     }
 
     /// Wait for the shutdown token, then for every task to finish (in-flight work gets

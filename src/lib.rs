@@ -9,6 +9,7 @@
 //! - [`metrics`]: every metric name, help text and bucket layout;
 //! - [`backend`]: the ScyllaDB session and Redis connection, and their health loops;
 //! - [`schema`]: the keyspace and `chat_messages` table, printed or applied;
+//! - [`traffic`]: the open-loop pacer and the chat workload it drives into ScyllaDB and Redis;
 //! - [`logging`]: `tracing` output as text or JSON.
 
 #![warn(missing_docs)]
@@ -21,6 +22,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod schema;
+pub mod traffic;
 
 pub use config::Config;
 pub use daemon::{Daemon, run};

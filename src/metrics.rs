@@ -27,9 +27,6 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// The two backends, as the `backend` label spells them.
 pub const BACKENDS: [&str; 2] = ["scylla", "redis"];
 
-/// Operation outcomes, as the `outcome` label spells them.
-pub const OUTCOMES: [&str; 4] = ["ok", "error", "timeout", "dropped"];
-
 /// All of chatload's metrics, registered in their own registry.
 pub struct Metrics {
     registry: Registry,
@@ -102,7 +99,7 @@ impl Metrics {
             operations: int_counter_vec(
                 r,
                 "chatload_operations_total",
-                "Traffic operations by outcome (ok, error, timeout, dropped).",
+                "Traffic operations (messages, for writes) by outcome: ok, error, timeout, overloaded, unavailable, dropped.",
                 &["backend", "op", "outcome"],
             ),
             operation_duration: histogram_vec(

@@ -37,6 +37,14 @@ pub enum ScyllaError {
         /// The driver's error.
         cause: ExecutionError,
     },
+    /// A statement could not be prepared.
+    #[error("failed to prepare `{cql}`: {cause}")]
+    Prepare {
+        /// The statement.
+        cql: String,
+        /// The driver's error.
+        cause: String,
+    },
     /// A statement's result did not have the expected shape.
     #[error("failed to read the result of `{cql}`: {message}")]
     Result {

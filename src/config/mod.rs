@@ -112,6 +112,9 @@ pub struct ScyllaConfig {
     pub replication: ReplicationConfig,
     /// `default_time_to_live` of the `chat_messages` table that `schema apply` creates (the spec: 30 days).
     pub default_ttl: HumanDuration,
+    /// Create the keyspace and table when chatload connects and they are missing (`CREATE … IF NOT
+    /// EXISTS`, as `chatload schema apply` does; never alters or drops). Off: they must exist already.
+    pub create_schema: bool,
 }
 
 impl Default for ScyllaConfig {
@@ -128,6 +131,7 @@ impl Default for ScyllaConfig {
             password_file: String::new(),
             replication: ReplicationConfig::default(),
             default_ttl: HumanDuration::from_secs(2_592_000),
+            create_schema: true,
         }
     }
 }
@@ -239,6 +243,12 @@ pub struct TrafficConfig {
     pub write_mode: WriteMode,
     /// Messages per batch with `write_mode = "batch"`.
     pub batch_size: u32,
+    /// Share of each `message_type`; normalized, so only the proportions matter.
+    pub message_mix: MessageMix,
+    /// Mean length of a text message, characters (log-normal; code messages are 3× longer).
+    pub text_length_mean: u32,
+    /// Longest message text, characters.
+    pub text_length_max: u32,
     /// Per-message TTL (`USING TTL`); unset keeps the table's `default_time_to_live`.
     pub ttl: Option<HumanDuration>,
     /// Seed of the workload's random choices, for reproducible runs; unset draws one at start.
@@ -259,9 +269,37 @@ impl Default for TrafficConfig {
             max_in_flight: 512,
             write_mode: WriteMode::Single,
             batch_size: 10,
+            message_mix: MessageMix::default(),
+            text_length_mean: 80,
+            text_length_max: 1000,
             ttl: None,
             seed: None,
             drain_timeout: HumanDuration::from_secs(5),
+        }
+    }
+}
+
+/// `[traffic.message_mix]`: how often each `message_type` occurs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessageMix {
+    /// Plain text.
+    pub text: f64,
+    /// Text starting with an `@mention` of another sender.
+    pub mention: f64,
+    /// A code snippet (longer text).
+    pub code: f64,
+    /// A file share (name and size).
+    pub file: f64,
+}
+
+impl Default for MessageMix {
+    fn default() -> Self {
+        Self {
+            text: 0.6,
+            mention: 0.2,
+            code: 0.1,
+            file: 0.1,
         }
     }
 }

@@ -133,6 +133,34 @@ impl Config {
                 format!("must be >= 0, got {}", t.zipf_exponent),
             );
         }
+        let mix = &t.message_mix;
+        let shares = [
+            ("text", mix.text),
+            ("mention", mix.mention),
+            ("code", mix.code),
+            ("file", mix.file),
+        ];
+        for (name, share) in shares {
+            if !share.is_finite() || share < 0.0 {
+                v.fail(
+                    format!("traffic.message_mix.{name}"),
+                    format!("must be >= 0, got {share}"),
+                );
+            }
+        }
+        if shares.iter().map(|(_, s)| s.max(0.0)).sum::<f64>() <= 0.0 {
+            v.fail("traffic.message_mix", "at least one share must be > 0");
+        }
+        v.nonzero("traffic.text_length_mean", t.text_length_mean);
+        if t.text_length_max < t.text_length_mean {
+            v.fail(
+                "traffic.text_length_max",
+                format!(
+                    "must be >= text_length_mean ({}), got {}",
+                    t.text_length_mean, t.text_length_max
+                ),
+            );
+        }
         if let Some(ttl) = t.ttl {
             v.ttl("traffic.ttl", ttl);
         }
@@ -414,6 +442,29 @@ mod tests {
             (|c| c.traffic.batch_size = 0, "traffic.batch_size"),
             (|c| c.traffic.batch_size = 101, "traffic.batch_size"),
             (|c| c.traffic.zipf_exponent = -1.0, "traffic.zipf_exponent"),
+            (
+                |c| c.traffic.message_mix.code = -0.1,
+                "traffic.message_mix.code",
+            ),
+            (
+                |c| {
+                    c.traffic.message_mix = crate::config::MessageMix {
+                        text: 0.0,
+                        mention: 0.0,
+                        code: 0.0,
+                        file: 0.0,
+                    }
+                },
+                "traffic.message_mix",
+            ),
+            (
+                |c| c.traffic.text_length_mean = 0,
+                "traffic.text_length_mean",
+            ),
+            (
+                |c| c.traffic.text_length_max = 10,
+                "traffic.text_length_max",
+            ),
             (
                 |c| c.traffic.ttl = Some(HumanDuration::from_millis(10)),
                 "traffic.ttl",

@@ -1,0 +1,354 @@
+//! The open-loop pacer: operations start on a fixed timetable, whatever the replies do.
+//!
+//! Each kind of operation has a [`Timetable`]: the `k`-th operation is due at `epoch + k / rate`,
+//! computed from the epoch every time (never by adding intervals), so there is no drift however long it
+//! runs. A rate change re-anchors the timetable at the next due time, so it neither bursts nor pauses.
+//!
+//! [`Pacer`] owns the timetables and hands every due operation, with its *scheduled* instant, to a
+//! [`Dispatch`]; latency is later measured from that instant (coordinated-omission-correct). It has two
+//! drivers: [`Pacer::run_thread`], a dedicated OS thread that sleeps with `std::thread::sleep` under a
+//! 1 ns timer slack and spins the last few microseconds (tokio's timer wheel has 1 ms resolution, too
+//! coarse for a 5 ms SLO), and [`Pacer::run_async`], used by tests under tokio's paused clock.
+//! Both batch: one wake-up dispatches every operation that is due, so no timer exists per operation.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// The kinds of operation the pacer schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// A message write (one message, or one batch in batch mode).
+    Write,
+    /// A "newest 50 of a stream" read.
+    Read,
+}
+
+impl Op {
+    /// Every kind, in a fixed order.
+    pub const ALL: [Op; 2] = [Op::Write, Op::Read];
+
+    /// The `op` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Op::Write => "write",
+            Op::Read => "read",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// When each operation of one kind is due.
+#[derive(Debug, Clone)]
+pub struct Timetable {
+    rate: f64,
+    epoch: Instant,
+    next: u64,
+}
+
+impl Timetable {
+    /// `rate` operations per second from `epoch` on (the first is due at `epoch`); 0 means none.
+    pub fn new(rate: f64, epoch: Instant) -> Self {
+        Self {
+            rate: sanitize(rate),
+            epoch,
+            next: 0,
+        }
+    }
+
+    /// The configured rate.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// When operation `k` (counted from the epoch) is due.
+    pub fn at(&self, k: u64) -> Instant {
+        // k / rate in whole nanoseconds, from the epoch: exact for any run shorter than ~100 days.
+        let nanos = (k as f64 * 1e9 / self.rate).round() as u64;
+        self.epoch + Duration::from_nanos(nanos)
+    }
+
+    /// When the next operation is due; `None` at rate 0.
+    pub fn next_due(&self) -> Option<Instant> {
+        (self.rate > 0.0).then(|| self.at(self.next))
+    }
+
+    /// Take the next operation if it is due at or before `now`, returning its scheduled instant.
+    pub fn pop_due(&mut self, now: Instant) -> Option<Instant> {
+        let due = self.next_due()?;
+        if due <= now {
+            self.next += 1;
+            Some(due)
+        } else {
+            None
+        }
+    }
+
+    /// Change the rate from the next due operation on (or from `now`, at rate 0 before).
+    pub fn set_rate(&mut self, rate: f64, now: Instant) {
+        let rate = sanitize(rate);
+        if rate == self.rate {
+            return;
+        }
+        let anchor = self.next_due().unwrap_or(now);
+        self.epoch = anchor;
+        self.next = 0;
+        self.rate = rate;
+    }
+}
+
+fn sanitize(rate: f64) -> f64 {
+    if rate.is_finite() && rate > 0.0 {
+        rate
+    } else {
+        0.0
+    }
+}
+
+/// Target rates that can change at run time (a config reload), read by the pacer on every wake-up.
+#[derive(Debug, Default)]
+pub struct TargetRates {
+    bits: [AtomicU64; 2],
+}
+
+impl TargetRates {
+    /// Rates per op kind.
+    pub fn new(write: f64, read: f64) -> Self {
+        let r = Self::default();
+        r.set(Op::Write, write);
+        r.set(Op::Read, read);
+        r
+    }
+
+    /// Set the rate of `op`.
+    pub fn set(&self, op: Op, rate: f64) {
+        self.bits[op.index()].store(sanitize(rate).to_bits(), Ordering::Relaxed);
+    }
+
+    /// The rate of `op`.
+    pub fn get(&self, op: Op) -> f64 {
+        f64::from_bits(self.bits[op.index()].load(Ordering::Relaxed))
+    }
+}
+
+/// Receives every due operation.
+pub trait Dispatch {
+    /// Start `op`, scheduled at `scheduled`; called at `now` (`now - scheduled` is the pacer's lag).
+    fn dispatch(&mut self, op: Op, scheduled: Instant, now: Instant);
+
+    /// Called once per wake-up, after the due operations were dispatched (a heartbeat, say).
+    fn tick(&mut self, _now: Instant) {}
+}
+
+/// Longest single sleep, so that rate changes and shutdown are noticed promptly even at 0.1/s.
+pub const MAX_SLEEP: Duration = Duration::from_millis(50);
+/// The pacer thread sleeps until this long before the due time, then spins.
+pub const SPIN: Duration = Duration::from_micros(30);
+
+/// The timetables of all op kinds and the dispatcher they feed.
+pub struct Pacer<D: Dispatch> {
+    tables: [Timetable; 2],
+    rates: Arc<TargetRates>,
+    dispatch: D,
+}
+
+impl<D: Dispatch> Pacer<D> {
+    /// Timetables starting at `epoch` with the current `rates`.
+    pub fn new(rates: Arc<TargetRates>, epoch: Instant, dispatch: D) -> Self {
+        let tables = Op::ALL.map(|op| Timetable::new(rates.get(op), epoch));
+        Self {
+            tables,
+            rates,
+            dispatch,
+        }
+    }
+
+    /// The dispatcher.
+    pub fn dispatcher(&self) -> &D {
+        &self.dispatch
+    }
+
+    /// Apply rate changes, dispatch everything due at `now`, and return when the next operation is due.
+    pub fn step(&mut self, now: Instant) -> Option<Instant> {
+        for op in Op::ALL {
+            let table = &mut self.tables[op.index()];
+            table.set_rate(self.rates.get(op), now);
+            while let Some(scheduled) = table.pop_due(now) {
+                self.dispatch.dispatch(op, scheduled, now);
+            }
+        }
+        self.dispatch.tick(now);
+        self.tables.iter().filter_map(Timetable::next_due).min()
+    }
+
+    /// Drive the pacer with tokio timers until `shutdown` (tests use this under a paused clock).
+    pub async fn run_async(mut self, shutdown: CancellationToken) -> D {
+        loop {
+            let now = Instant::now();
+            let next = self
+                .step(now)
+                .unwrap_or(now + MAX_SLEEP)
+                .min(now + MAX_SLEEP);
+            tokio::select! {
+                _ = shutdown.cancelled() => return self.dispatch,
+                _ = tokio::time::sleep_until(next) => {}
+            }
+        }
+    }
+
+    /// Drive the pacer on the current (dedicated) thread until `shutdown`: precise sleeps, then a spin.
+    pub fn run_thread(mut self, shutdown: CancellationToken) -> D {
+        reduce_timer_slack();
+        while !shutdown.is_cancelled() {
+            let now = Instant::now();
+            let next = self
+                .step(now)
+                .unwrap_or(now + MAX_SLEEP)
+                .min(now + MAX_SLEEP);
+            let now = Instant::now();
+            if next > now + SPIN {
+                std::thread::sleep(next - now - SPIN);
+            }
+            while Instant::now() < next {
+                std::hint::spin_loop();
+            }
+        }
+        self.dispatch
+    }
+}
+
+/// Ask the kernel for 1 ns timer slack on this thread (the default 50 µs would dominate the lag).
+fn reduce_timer_slack() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_TIMERSLACK takes an integer argument and only affects the calling thread.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timetable_has_no_drift_over_100k_intervals() {
+        let epoch = Instant::now();
+        for rate in [1.0, 3.0, 7.0, 1000.0, 33_333.0, 200_000.0] {
+            let mut t = Timetable::new(rate, epoch);
+            let far = epoch + Duration::from_secs(100_000 * 1_000_000);
+            for _ in 0..100_000 {
+                t.pop_due(far).unwrap();
+            }
+            let expected = Duration::from_secs_f64(100_000.0 / rate);
+            let actual = t.next_due().unwrap() - epoch;
+            let error = actual.abs_diff(expected);
+            assert!(
+                error <= Duration::from_nanos(1),
+                "rate {rate}: {actual:?} vs {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rate_change_re_anchors_without_burst_or_gap() {
+        let epoch = Instant::now();
+        let mut t = Timetable::new(10.0, epoch);
+        let now = epoch + Duration::from_millis(250);
+        let mut due = vec![];
+        while let Some(s) = t.pop_due(now) {
+            due.push(s);
+        }
+        assert_eq!(due.len(), 3); // 0, 100, 200 ms
+        t.set_rate(100.0, now);
+        // The next op stays at 300 ms (no burst), then every 10 ms.
+        assert_eq!(t.next_due().unwrap() - epoch, Duration::from_millis(300));
+        let later = epoch + Duration::from_millis(350);
+        let mut n = 0;
+        while t.pop_due(later).is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 6); // 300, 310, …, 350
+        t.set_rate(0.0, later);
+        assert_eq!(t.next_due(), None);
+        t.set_rate(1.0, later);
+        assert_eq!(t.next_due(), Some(later));
+    }
+
+    /// Counts the operations scheduled before `horizon`.
+    struct Count {
+        horizon: Instant,
+        counts: [u64; 2],
+        max_lag: Duration,
+    }
+
+    impl Count {
+        fn until(horizon: Instant) -> Self {
+            Self {
+                horizon,
+                counts: [0; 2],
+                max_lag: Duration::ZERO,
+            }
+        }
+    }
+
+    impl Dispatch for Count {
+        fn dispatch(&mut self, op: Op, scheduled: Instant, now: Instant) {
+            if scheduled < self.horizon {
+                self.counts[op.index()] += 1;
+                self.max_lag = self.max_lag.max(now - scheduled);
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn exact_counts_at_fractional_rates() {
+        for (write, read, secs, expect_w, expect_r) in [
+            (0.1, 0.0, 95, 10, 0), // 0, 10, …, 90 s
+            (2.5, 0.5, 10, 25, 5), // 0, 0.4, … 9.6 s; 0, 2, … 8 s
+            (1000.0, 333.3, 3, 3000, 1000),
+        ] {
+            let rates = Arc::new(TargetRates::new(write, read));
+            let token = CancellationToken::new();
+            let start = Instant::now();
+            let horizon = start + Duration::from_secs(secs);
+            let pacer = Pacer::new(rates, start, Count::until(horizon));
+            let run = tokio::spawn(pacer.run_async(token.clone()));
+            tokio::time::sleep_until(horizon + Duration::from_millis(10)).await;
+            token.cancel();
+            let d = run.await.unwrap();
+            assert_eq!(
+                d.counts,
+                [expect_w, expect_r],
+                "write {write}/s, read {read}/s over {secs}s"
+            );
+            // tokio's timer wheel rounds deadlines up to whole milliseconds.
+            assert!(d.max_lag <= Duration::from_millis(1), "lag {:?}", d.max_lag);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_changes_apply_at_run_time() {
+        let rates = Arc::new(TargetRates::new(10.0, 0.0));
+        let token = CancellationToken::new();
+        let start = Instant::now();
+        let horizon = start + Duration::from_secs(2);
+        let pacer = Pacer::new(rates.clone(), start, Count::until(horizon));
+        let run = tokio::spawn(pacer.run_async(token.clone()));
+        tokio::time::sleep_until(start + Duration::from_millis(999)).await;
+        rates.set(Op::Write, 100.0);
+        rates.set(Op::Read, 20.0);
+        tokio::time::sleep_until(horizon + Duration::from_millis(10)).await;
+        token.cancel();
+        let d = run.await.unwrap();
+        // 10 in the first second, then 100 writes from 1.0 s (the re-anchored next op) to 1.99 s.
+        assert_eq!(d.counts[Op::Write.index()], 10 + 100);
+        // Reads start within one pacer wake-up (≤ MAX_SLEEP) of the change at 0.999 s.
+        let reads = d.counts[Op::Read.index()];
+        assert!((19..=20).contains(&reads), "{reads}");
+    }
+}
