@@ -3,7 +3,7 @@
 //! Exit codes: 0 ok, 1 SLO breach or failure, 2 bad usage or config, 3 could not reach a backend
 //! when asked to fail fast (`schema apply`).
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, HumanDuration};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -48,6 +48,19 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: steady traffic, probes and /metrics until SIGTERM or SIGINT.
     Run,
+    /// Run traffic for a bounded time and judge it against [slo]: exit 0 on pass, 1 on any breach,
+    /// 3 when the database cannot be reached. Progress every 5 s on stderr, the report on stdout.
+    Check {
+        /// How long to measure, after the warm-up ("60s", "5m").
+        #[arg(long, default_value = "60s")]
+        duration: HumanDuration,
+        /// Traffic before the measurement starts, excluded from the report.
+        #[arg(long, default_value = "5s")]
+        warmup: HumanDuration,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = crate::check::Format::Text)]
+        format: crate::check::Format,
+    },
     /// Print or create the CQL schema (keyspace and chat_messages table).
     Schema {
         /// `print` or `apply`.
@@ -100,6 +113,27 @@ pub fn execute(cli: Cli) -> ExitCode {
         },
         Command::Run => match load(cli.config.as_deref()) {
             Ok(c) => with_runtime(&c, run_daemon(c.clone())),
+            Err(code) => code,
+        },
+        Command::Check {
+            duration,
+            warmup,
+            format,
+        } => match load(cli.config.as_deref()) {
+            Ok(mut c) => {
+                if duration.get().is_zero() {
+                    eprintln!("error: --duration must be > 0");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+                // Only warnings on stderr, between the progress lines (RUST_LOG still wins).
+                if c.log.level == "info" {
+                    c.log.level = "warn".into();
+                }
+                with_runtime(
+                    &c,
+                    crate::check::run(c.clone(), duration.get(), warmup.get(), format),
+                )
+            }
             Err(code) => code,
         },
     };

@@ -2,7 +2,8 @@
 //! TTL enforcement and query latency on a schedule, and exposes everything as Prometheus metrics.
 //!
 //! Modules:
-//! - [`cli`]: the command line (`run`, `schema`, `config check`) and exit codes;
+//! - [`cli`]: the command line (`run`, `check`, `schema`, `config check`) and exit codes;
+//! - [`check`]: the bounded run that judges the traffic against the SLOs (a pipeline gate);
 //! - [`config`]: the TOML config, `CHATLOAD_*` environment overrides, validation with key paths;
 //! - [`daemon`]: starts and stops everything; [`daemon::run`] takes a shutdown token;
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz` and the status page (hyper 1);
@@ -15,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod daemon;

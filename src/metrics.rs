@@ -233,6 +233,18 @@ impl Metrics {
         current.insert(backend.to_string(), [kind.to_string(), version.to_string()]);
     }
 
+    /// What each backend said it is, e.g. `scylla` → `cassandra 5.0.9`.
+    pub fn backend_descriptions(&self) -> std::collections::BTreeMap<String, String> {
+        let current = self
+            .backend_info_labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        current
+            .iter()
+            .map(|(backend, [kind, version])| (backend.clone(), format!("{kind} {version}")))
+            .collect()
+    }
+
     /// The registry, to gather from.
     pub fn registry(&self) -> &Registry {
         &self.registry

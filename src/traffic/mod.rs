@@ -296,6 +296,28 @@ fn batch_size(cfg: &Config) -> usize {
     }
 }
 
+/// What every (backend, op) of the traffic did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct TrafficSnapshot {
+    /// Message writes to ScyllaDB.
+    pub scylla_write: record::OpSnapshot,
+    /// "Newest 50" reads from ScyllaDB.
+    pub scylla_read: record::OpSnapshot,
+    /// The Redis side of message writes.
+    pub redis_write: record::OpSnapshot,
+}
+
+impl TrafficSnapshot {
+    /// Counts since `earlier` (percentiles are kept as they are).
+    pub fn minus_counts(&self, earlier: &TrafficSnapshot) -> TrafficSnapshot {
+        TrafficSnapshot {
+            scylla_write: self.scylla_write.minus_counts(&earlier.scylla_write),
+            scylla_read: self.scylla_read.minus_counts(&earlier.scylla_read),
+            redis_write: self.redis_write.minus_counts(&earlier.redis_write),
+        }
+    }
+}
+
 /// The running traffic.
 pub struct Traffic {
     rates: Arc<TargetRates>,
@@ -410,6 +432,24 @@ impl Traffic {
         m.target_rate
             .with_label_values(&["read"])
             .set(instance_rate(cfg.traffic.read_rate, cfg));
+    }
+
+    /// Counts and exact latency percentiles of every (backend, op) so far.
+    pub fn snapshot(&self) -> TrafficSnapshot {
+        let s = &self.shared;
+        TrafficSnapshot {
+            scylla_write: s.scylla_write.snapshot(),
+            scylla_read: s.scylla_read.snapshot(),
+            redis_write: s.redis_write.snapshot(),
+        }
+    }
+
+    /// Forget the exact latencies recorded so far (the end of a warm-up).
+    pub fn reset_exact(&self) {
+        let s = &self.shared;
+        for r in [&s.scylla_write, &s.scylla_read, &s.redis_write] {
+            r.reset_exact();
+        }
     }
 
     /// Whether the statements are prepared (the database has answered at least once).

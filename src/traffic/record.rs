@@ -6,6 +6,8 @@
 
 use crate::metrics::Metrics;
 use prometheus::{Histogram, IntCounter};
+use serde::Serialize;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -62,9 +64,101 @@ pub struct OpRecorder {
     outcomes: [IntCounter; 6],
     duration: Histogram,
     service: Histogram,
+    exact: Mutex<ExactLatency>,
     start: Instant,
     last_log_ms: AtomicU64,
     suppressed: AtomicU64,
+}
+
+/// Exact latency distributions (HDR histograms, microseconds, 3 significant digits) beside the
+/// Prometheus buckets: `chatload check` and the status page report percentiles from these.
+pub struct ExactLatency {
+    /// From the scheduled start.
+    pub duration: hdrhistogram::Histogram<u64>,
+    /// From the send.
+    pub service: hdrhistogram::Histogram<u64>,
+}
+
+impl ExactLatency {
+    fn new() -> Self {
+        let h = || {
+            hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid HDR bounds")
+        };
+        Self {
+            duration: h(),
+            service: h(),
+        }
+    }
+}
+
+/// Percentiles of one distribution, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Observations.
+    pub count: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// Read the percentiles of an HDR histogram recorded in microseconds.
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        let s = |us: u64| us as f64 / 1e6;
+        Self {
+            count: h.len(),
+            mean: h.mean() / 1e6,
+            p50: s(h.value_at_quantile(0.5)),
+            p90: s(h.value_at_quantile(0.9)),
+            p99: s(h.value_at_quantile(0.99)),
+            p999: s(h.value_at_quantile(0.999)),
+            max: s(h.max()),
+        }
+    }
+}
+
+/// What one (backend, op) did: counts per outcome and exact latency percentiles.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OpSnapshot {
+    /// Operations per outcome label.
+    pub outcomes: std::collections::BTreeMap<&'static str, u64>,
+    /// Latency from the scheduled start.
+    pub duration: Percentiles,
+    /// Latency from the send.
+    pub service: Percentiles,
+}
+
+impl OpSnapshot {
+    /// Operations with `outcome`.
+    pub fn get(&self, outcome: Outcome) -> u64 {
+        self.outcomes.get(outcome.label()).copied().unwrap_or(0)
+    }
+
+    /// Every operation, whatever its outcome.
+    pub fn total(&self) -> u64 {
+        self.outcomes.values().sum()
+    }
+
+    /// The counts of `self` minus those of an earlier snapshot (percentiles are kept as they are).
+    pub fn minus_counts(&self, earlier: &OpSnapshot) -> OpSnapshot {
+        let mut d = self.clone();
+        for (k, v) in d.outcomes.iter_mut() {
+            *v -= earlier.outcomes.get(k).copied().unwrap_or(0).min(*v);
+        }
+        d
+    }
 }
 
 impl OpRecorder {
@@ -80,6 +174,7 @@ impl OpRecorder {
             }),
             duration: metrics.operation_duration.with_label_values(&[backend, op]),
             service: metrics.operation_service.with_label_values(&[backend, op]),
+            exact: Mutex::new(ExactLatency::new()),
             start: Instant::now(),
             last_log_ms: AtomicU64::new(0),
             suppressed: AtomicU64::new(0),
@@ -102,8 +197,33 @@ impl OpRecorder {
         done: Instant,
     ) {
         self.count(outcome, n);
-        self.duration.observe((done - scheduled).as_secs_f64());
-        self.service.observe((done - sent).as_secs_f64());
+        let (duration, service) = (done - scheduled, done - sent);
+        self.duration.observe(duration.as_secs_f64());
+        self.service.observe(service.as_secs_f64());
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+        let mut exact = self.exact.lock().unwrap_or_else(|e| e.into_inner());
+        exact.duration.saturating_record(us(duration));
+        exact.service.saturating_record(us(service));
+    }
+
+    /// Counts so far and exact percentiles since the start (or the last [`OpRecorder::reset_exact`]).
+    pub fn snapshot(&self) -> OpSnapshot {
+        let exact = self.exact.lock().unwrap_or_else(|e| e.into_inner());
+        OpSnapshot {
+            outcomes: Outcome::ALL
+                .iter()
+                .map(|o| (o.label(), self.total(*o)))
+                .collect(),
+            duration: Percentiles::of(&exact.duration),
+            service: Percentiles::of(&exact.service),
+        }
+    }
+
+    /// Forget the exact latencies recorded so far (the end of a warm-up).
+    pub fn reset_exact(&self) {
+        let mut exact = self.exact.lock().unwrap_or_else(|e| e.into_inner());
+        exact.duration.reset();
+        exact.service.reset();
     }
 
     /// How many operations ended with `outcome` so far.
@@ -178,5 +298,42 @@ mod tests {
         assert_eq!(r.duration.get_sample_count(), 1);
         assert!((r.duration.get_sample_sum() - 0.004).abs() < 1e-9);
         assert!((r.service.get_sample_sum() - 0.001).abs() < 1e-9);
+        let snap = r.snapshot();
+        assert_eq!(snap.get(Outcome::Ok), 10);
+        assert_eq!(snap.total(), 12);
+        assert_eq!(snap.duration.count, 1);
+        assert!(
+            (snap.duration.p99 - 0.004).abs() < 0.00001,
+            "{:?}",
+            snap.duration
+        );
+        assert!(
+            (snap.service.max - 0.001).abs() < 0.000002,
+            "{:?}",
+            snap.service
+        );
+        r.reset_exact();
+        assert_eq!(r.snapshot().duration.count, 0);
+        assert_eq!(
+            r.snapshot().get(Outcome::Ok),
+            10,
+            "counters are never reset"
+        );
+    }
+
+    #[test]
+    fn exact_percentiles_are_not_bucket_interpolated() {
+        let m = Metrics::new("t");
+        let r = OpRecorder::new(&m, "scylla", "write");
+        let t0 = Instant::now();
+        // 990 requests of 1.2 ms and 10 of 3.3 ms: p99 is 1.2 ms, p99.9 is 3.3 ms.
+        for i in 0..1000 {
+            let d = if i < 990 { 1200 } else { 3300 };
+            r.completed(Outcome::Ok, 1, t0, t0, t0 + Duration::from_micros(d));
+        }
+        let p = r.snapshot().duration;
+        assert!((p.p99 - 0.0012).abs() < 0.000002, "{p:?}");
+        assert!((p.p999 - 0.0033).abs() < 0.000004, "{p:?}");
+        assert_eq!(p.count, 1000);
     }
 }

@@ -62,12 +62,23 @@ pub fn require_stack() {
     }
 }
 
-/// A config for tests: HTTP on an ephemeral port, the given backends, fast probes off.
+/// A config for tests: HTTP on an ephemeral port, the given backends, light traffic.
 pub fn test_config(scylla: &str, redis: &str, keyspace: &str) -> String {
+    config_with(
+        scylla,
+        redis,
+        keyspace,
+        "[traffic]\nwrite_rate = 50.0\nread_rate = 10.0\n",
+    )
+}
+
+/// Like [`test_config`], with `rest` (more TOML tables, e.g. a `[traffic]` of its own) appended.
+/// Redis keys are prefixed with the keyspace name, so tests do not see each other's keys.
+pub fn config_with(scylla: &str, redis: &str, keyspace: &str, rest: &str) -> String {
     format!(
         "[http]\nlisten = \"127.0.0.1:0\"\n\
          [scylla]\nhosts = [\"{scylla}\"]\nkeyspace = \"{keyspace}\"\nrequest_timeout = \"2s\"\nconnect_timeout = \"2s\"\n\
-         [redis]\nurl = \"redis://{redis}\"\nconnect_timeout = \"1s\"\nrequest_timeout = \"1s\"\n"
+         [redis]\nurl = \"redis://{redis}\"\nconnect_timeout = \"1s\"\nrequest_timeout = \"1s\"\nkey_prefix = \"{keyspace}\"\n{rest}"
     )
 }
 
@@ -124,5 +135,130 @@ pub async fn wait_for_metric(
                 .join("\n")
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Tests that use the shared stack take this lock: `read` to use it, `write` to disturb it (pause
+/// Cassandra) or to measure rates without other tests competing for the two cores.
+pub static STACK_LOCK: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// A `chatload run` child process with its HTTP address. Killed when dropped.
+pub struct Chatload {
+    /// The process.
+    pub child: std::process::Child,
+    /// Its HTTP endpoints.
+    pub addr: SocketAddr,
+    _config: tempfile::NamedTempFile,
+}
+
+impl Chatload {
+    /// Start `chatload run` with `config` (its `127.0.0.1:0` listen address is replaced by a free port)
+    /// and wait until it serves HTTP.
+    pub async fn start(config: &str) -> Self {
+        let port = closed_port();
+        let text = config.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+        let f = config_file(&text);
+        let child = bin()
+            .args(["run", "--config", f.path().to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let start = Instant::now();
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "chatload did not listen within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self {
+            child,
+            addr,
+            _config: f,
+        }
+    }
+
+    /// One scrape of `/metrics`.
+    pub async fn scrape(&self) -> String {
+        http(self.addr, "GET", "/metrics").await.2
+    }
+
+    /// The value of one series (0 when absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        metric(&self.scrape().await, series).unwrap_or(0.0)
+    }
+
+    /// Resident memory of the process, bytes.
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmRSS in /proc/PID/status");
+        kb * 1024
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// SIGTERM, then wait (at most `within`) for the exit code.
+    pub async fn stop(mut self, within: Duration) -> (Option<i32>, Duration) {
+        signal(self.child.id(), "TERM");
+        let t = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return (s.code(), t.elapsed());
+            }
+            assert!(t.elapsed() < within, "no exit within {within:?} of SIGTERM");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Chatload {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Send `SIG<name>` to `pid`.
+pub fn signal(pid: u32, name: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{name} {pid}");
+}
+
+/// The `chatload_operations_total` series of (backend, op, outcome).
+pub fn ops_series(backend: &str, op: &str, outcome: &str) -> String {
+    format!("chatload_operations_total{{backend=\"{backend}\",op=\"{op}\",outcome=\"{outcome}\"}}")
+}
+
+/// The pid of the stack's Cassandra.
+pub fn cassandra_pid() -> u32 {
+    let path = repo().join(".stack/cassandra/cassandra.pid");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}: run scripts/stack.sh up", path.display()))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Sends SIGCONT to a stopped process when dropped, so a failing test never leaves Cassandra paused.
+pub struct ResumeOnDrop(pub u32);
+
+impl Drop for ResumeOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
     }
 }

@@ -8,3 +8,4 @@ mod common;
 mod cli;
 mod http;
 mod stack;
+mod traffic;

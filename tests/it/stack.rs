@@ -1,13 +1,13 @@
 //! Tests against the real local stack (Cassandra 5 and Redis from `scripts/stack.sh up`).
 
 use crate::common::{
-    CASSANDRA, REDIS, bin, closed_port, config_file, http, require_stack, run, test_config,
-    wait_for_metric,
+    CASSANDRA, Chatload, REDIS, STACK_LOCK, closed_port, config_file, http, metric, ops_series,
+    require_stack, run, test_config, wait_for_metric,
 };
 use chatload::backend::scylla;
 use chatload::{Daemon, config, schema};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 fn stack_config(keyspace: &str) -> config::Config {
@@ -21,6 +21,7 @@ fn stack_config(keyspace: &str) -> config::Config {
 
 #[tokio::test]
 async fn schema_apply_is_idempotent_and_matches_the_spec() {
+    let _stack = STACK_LOCK.read().await;
     require_stack();
     let keyspace = "chatload_it_schema";
     let cfg = stack_config(keyspace);
@@ -129,6 +130,7 @@ fn schema_apply_exits_3_when_the_database_is_unreachable() {
 
 #[tokio::test]
 async fn backends_up_with_the_stack_and_kind_detected() {
+    let _stack = STACK_LOCK.read().await;
     require_stack();
     let token = CancellationToken::new();
     let d = Daemon::start(stack_config("chatload_it"), token.clone())
@@ -167,102 +169,56 @@ async fn backends_up_with_the_stack_and_kind_detected() {
 /// The whole binary: with the stack it reports backends up; SIGTERM ends it with exit 0 within 5 s.
 #[tokio::test]
 async fn the_binary_runs_and_stops_on_sigterm() {
+    let _stack = STACK_LOCK.read().await;
     require_stack();
-    let port = closed_port();
-    let text = test_config(CASSANDRA, REDIS, "chatload_it")
-        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
-    let f = config_file(&text);
-    let mut child = bin()
-        .args(["run", "--config", f.path().to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let start = Instant::now();
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "chatload did not listen within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let chatload = Chatload::start(&test_config(CASSANDRA, REDIS, "chatload_it")).await;
     wait_for_metric(
-        addr,
+        chatload.addr,
         r#"chatload_backend_up{backend="scylla"}"#,
         1.0,
         Duration::from_secs(30),
     )
     .await;
-    assert_eq!(http(addr, "GET", "/healthz").await.0, 200);
-
-    let t = Instant::now();
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "no exit within 5 s of SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    eprintln!("exit after SIGTERM took {:?}", t.elapsed());
-    assert_eq!(status.code(), Some(0));
+    wait_for_metric(
+        chatload.addr,
+        r#"chatload_backend_up{backend="redis"}"#,
+        1.0,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(http(chatload.addr, "GET", "/healthz").await.0, 200);
+    let (code, took) = chatload.stop(Duration::from_secs(5)).await;
+    eprintln!("exit after SIGTERM took {took:?}");
+    assert_eq!(code, Some(0));
 }
 
 /// The binary with both backends unreachable still serves everything; backend_up stays 0.
 #[tokio::test]
 async fn the_binary_serves_with_backends_down() {
-    let port = closed_port();
     let text = test_config(
         &format!("127.0.0.1:{}", closed_port()),
         &format!("127.0.0.1:{}", closed_port()),
         "chatload_it",
-    )
-    .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
-    let f = config_file(&text);
-    let mut child = bin()
-        .args(["run", "--config", f.path().to_str().unwrap()])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let start = Instant::now();
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "chatload did not listen within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    );
+    let mut chatload = Chatload::start(&text).await;
     // Give the health loops a few rounds.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let addr = chatload.addr;
     let (status, _, body) = http(addr, "GET", "/metrics").await;
     assert_eq!(status, 200);
     assert_eq!(
-        crate::common::metric(&body, r#"chatload_backend_up{backend="scylla"}"#),
+        metric(&body, r#"chatload_backend_up{backend="scylla"}"#),
         Some(0.0)
     );
     assert_eq!(
-        crate::common::metric(&body, r#"chatload_backend_up{backend="redis"}"#),
+        metric(&body, r#"chatload_backend_up{backend="redis"}"#),
         Some(0.0)
     );
+    // Writes are scheduled and counted as unavailable, never queued.
+    assert!(metric(&body, &ops_series("scylla", "write", "unavailable")).unwrap() > 0.0);
     assert_eq!(http(addr, "GET", "/healthz").await.0, 200);
     assert_eq!(http(addr, "GET", "/readyz").await.0, 200);
     assert_eq!(http(addr, "GET", "/x").await.0, 404);
-    assert!(child.try_wait().unwrap().is_none(), "still running");
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(chatload.running(), "still running");
+    assert_eq!(chatload.stop(Duration::from_secs(5)).await.0, Some(0));
 }
