@@ -34,6 +34,8 @@ def chatload(name, target):
         "p99": op["latency"]["p99"] * 1e3,
         "svc_p99": op["service_time"]["p99"] * 1e3,
         "errors": sum(v for k, v in op["outcomes"].items() if k not in ("ok",)),
+        "lag_p50": report["schedule_lag"]["p50"] * 1e6,
+        "lag_p99": report["schedule_lag"]["p99"] * 1e6,
     }
 
 
@@ -53,6 +55,8 @@ def latte(name, target):
         "p99": pct[11]["value"],
         "svc_p99": None,
         "errors": result["error_count"],
+        "lag_p50": None,
+        "lag_p99": None,
     }
 
 
@@ -70,7 +74,8 @@ def fmt(v, spec):
 def row(tool, target, r):
     return (
         f"| {tool} | {target:,.0f} | {r['rate']:,.1f} | {fmt(r['achieved'] and r['achieved'] * 100, '.2f')} % "
-        f"| {r['cpu_us']:.1f} | {r['rss'] / 2**20:.1f} | {r['p50']:.3f} | {r['p99']:.3f} | {r['errors']} |"
+        f"| {r['cpu_us']:.1f} | {r['rss'] / 2**20:.1f} | {r['p50']:.3f} | {r['p99']:.3f} "
+        f"| {fmt(r['lag_p50'], '.0f')} / {fmt(r['lag_p99'], '.0f')} | {r['errors']} |"
     )
 
 
@@ -98,8 +103,8 @@ p("CPU µs/msg is the client process's user+sys CPU divided by the messages it w
 p("")
 p("## Fixed rates")
 p("")
-p("| tool | target /s | achieved /s | achieved/target | CPU µs/msg | peak RSS MiB | p50 ms | p99 ms | errors |")
-p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+p("| tool | target /s | achieved /s | achieved/target | CPU µs/msg | peak RSS MiB | p50 ms | p99 ms | schedule lag p50 / p99 µs | errors |")
+p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 ratios = []
 for rate in rates:
     c = chatload(f"chatload-{rate:g}", rate)

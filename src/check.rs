@@ -111,6 +111,9 @@ pub struct Report {
     pub slos: Vec<SloRow>,
     /// Per (backend, op) totals.
     pub operations: Vec<OpReport>,
+    /// How late the pacer started operations (its target: p99 ≤ 200 µs on a machine that is not
+    /// saturated).
+    pub schedule_lag: Percentiles,
     /// Every SLO passed.
     pub pass: bool,
 }
@@ -227,6 +230,7 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
             op_report("scylla", "read", &window.scylla_read, seconds),
             op_report("redis", "write", &window.redis_write, seconds),
         ],
+        schedule_lag: window.schedule_lag,
     };
     match format {
         Format::Json => println!(
@@ -367,6 +371,15 @@ pub fn render_text(r: &Report) -> String {
         out,
         "(latency from the scheduled start; service time from the send is in --format json)"
     );
+    let lag = &r.schedule_lag;
+    let _ = writeln!(
+        out,
+        "schedule lag: p50 {}, p99 {}, p99.9 {}, max {}",
+        human_seconds(lag.p50),
+        human_seconds(lag.p99),
+        human_seconds(lag.p999),
+        human_seconds(lag.max)
+    );
     let failed: Vec<&str> = r.slos.iter().filter(|s| !s.pass).map(|s| s.slo).collect();
     if failed.is_empty() {
         let _ = writeln!(out, "\nRESULT: PASS (all {} SLOs met)", r.slos.len());
@@ -407,6 +420,7 @@ mod tests {
             scylla_write: w,
             scylla_read: OpSnapshot::default(),
             redis_write: OpSnapshot::default(),
+            schedule_lag: Percentiles::default(),
         }
     }
 
@@ -472,6 +486,7 @@ mod tests {
             pass: false,
             slos,
             operations: vec![op_report("scylla", "write", &w.scylla_write, 60.0)],
+            schedule_lag: Percentiles::default(),
         };
         let text = render_text(&r);
         assert!(

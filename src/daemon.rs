@@ -79,8 +79,6 @@ impl Daemon {
         }
         let traffic = Traffic::start(
             &config,
-            scylla.clone(),
-            redis.clone(),
             metrics.clone(),
             health.clone(),
             &tracker,

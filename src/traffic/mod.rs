@@ -4,12 +4,17 @@
 //! - [`pacer`]: the open-loop timetable and the dedicated thread that keeps it;
 //! - [`workload`]: streams, senders, messages (seeded);
 //! - [`scylla_ops`], [`redis_ops`]: the requests themselves and their error sorting;
-//! - [`record`]: outcomes and latency histograms.
+//! - [`record`]: outcomes and latency histograms;
+//! - [`timer`]: the timerfd that wakes the pacer with microsecond precision.
 //!
-//! The pacer thread hands every due operation to a [`Dispatcher`] that builds its messages, takes an
+//! The traffic runs on a thread of its own (`chatload-traffic`) with a single-threaded tokio runtime,
+//! its own ScyllaDB session and its own Redis connection: the thread that keeps the timetable is the
+//! one that sends the requests and reads the replies, so an operation costs no hand-off between
+//! threads, and HTTP scrapes or probes on the main runtime never delay a scheduled start.
+//! The pacer hands every due operation to a [`Dispatcher`] that builds its messages, takes an
 //! in-flight slot of the backend (or counts the operation `dropped` when there is none: never a queue)
-//! and spawns the request on the tokio runtime. ScyllaDB and Redis have a slot pool each, so a slow
-//! or dead Redis never holds back the database writes, and the other way round.
+//! and spawns the request. ScyllaDB and Redis have a slot pool each, so a slow or dead Redis never
+//! holds back the database writes, and the other way round.
 //!
 //! Operations are counted per *message*: a batch of 10 that succeeds adds 10 to
 //! `chatload_operations_total{outcome="ok"}` and one observation to the latency histograms.
@@ -18,13 +23,14 @@ pub mod pacer;
 pub mod record;
 pub mod redis_ops;
 pub mod scylla_ops;
+pub mod timer;
 pub mod workload;
 
-use crate::backend::{Backoff, RedisBackend, ScyllaBackend};
+use crate::backend::{Backoff, RedisBackend};
 use crate::config::{Config, WriteMode};
 use crate::http::Health;
 use crate::metrics::Metrics;
-use pacer::{Dispatch, Op, Pacer, TargetRates};
+use pacer::{Dispatch, Op, Pacer, TargetRates, TokioSleeper};
 use prometheus::{Histogram, IntGauge};
 use record::{OpRecorder, Outcome};
 use redis_ops::RedisSide;
@@ -97,7 +103,6 @@ impl Slots {
 /// What the spawned requests share.
 pub struct Shared {
     prepared: RwLock<Option<Arc<Prepared>>>,
-    redis: RedisBackend,
     redis_side: RedisSide,
     redis_timeout: Duration,
     scylla_slots: Slots,
@@ -105,6 +110,8 @@ pub struct Shared {
     scylla_write: Arc<OpRecorder>,
     scylla_read: Arc<OpRecorder>,
     redis_write: Arc<OpRecorder>,
+    /// Exact lateness of the pacer's starts, microseconds.
+    schedule_lag: std::sync::Mutex<hdrhistogram::Histogram<u64>>,
 }
 
 impl Shared {
@@ -120,10 +127,11 @@ impl Shared {
     }
 }
 
-/// Lives on the pacer thread: turns due operations into spawned requests.
+/// Lives on the traffic thread: turns due operations into spawned requests.
 pub struct Dispatcher {
     runtime: tokio::runtime::Handle,
     shared: Arc<Shared>,
+    redis: RedisBackend,
     workload: Workload,
     batch_size: usize,
     lag: Histogram,
@@ -136,7 +144,13 @@ const BEAT_EVERY: Duration = Duration::from_millis(100);
 
 impl Dispatch for Dispatcher {
     fn dispatch(&mut self, op: Op, scheduled: Instant, now: Instant) {
-        self.lag.observe((now - scheduled).as_secs_f64());
+        let lag = now - scheduled;
+        self.lag.observe(lag.as_secs_f64());
+        self.shared
+            .schedule_lag
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .saturating_record(record::micros(lag));
         match op {
             Op::Write => {
                 let messages = Arc::new(self.workload.messages(self.batch_size, wall_clock_ms()));
@@ -217,10 +231,10 @@ impl Dispatcher {
 
     fn write_redis(&self, messages: Arc<Vec<Message>>, scheduled: Instant) {
         let shared = self.shared.clone();
+        let mut conn = self.redis.connection();
         let n = messages.len() as u64;
         let request = async move {
             let pipe = shared.redis_side.pipeline(&messages);
-            let mut conn = shared.redis.connection();
             let sent = Instant::now();
             let result =
                 tokio::time::timeout(shared.redis_timeout, pipe.query_async::<()>(&mut conn)).await;
@@ -305,6 +319,8 @@ pub struct TrafficSnapshot {
     pub scylla_read: record::OpSnapshot,
     /// The Redis side of message writes.
     pub redis_write: record::OpSnapshot,
+    /// How late the pacer started operations.
+    pub schedule_lag: record::Percentiles,
 }
 
 impl TrafficSnapshot {
@@ -314,6 +330,7 @@ impl TrafficSnapshot {
             scylla_write: self.scylla_write.minus_counts(&earlier.scylla_write),
             scylla_read: self.scylla_read.minus_counts(&earlier.scylla_read),
             redis_write: self.redis_write.minus_counts(&earlier.redis_write),
+            schedule_lag: self.schedule_lag,
         }
     }
 }
@@ -326,12 +343,11 @@ pub struct Traffic {
 }
 
 impl Traffic {
-    /// Start the pacer thread and the statement preparation; everything stops when `shutdown` is
-    /// cancelled, after in-flight requests had up to `traffic.drain_timeout` to finish.
+    /// Start the traffic thread; everything stops when `shutdown` is cancelled, after in-flight
+    /// requests had up to `traffic.drain_timeout` to finish. The database need not be reachable:
+    /// until it is, writes and reads are counted `unavailable`.
     pub fn start(
         cfg: &Config,
-        scylla: Arc<ScyllaBackend>,
-        redis: RedisBackend,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         tracker: &TaskTracker,
@@ -347,7 +363,6 @@ impl Traffic {
         let cap = cfg.traffic.max_in_flight;
         let shared = Arc::new(Shared {
             prepared: RwLock::new(None),
-            redis,
             redis_side,
             redis_timeout: cfg.redis.request_timeout.get(),
             scylla_slots: Slots::new(cap, metrics.in_flight.with_label_values(&["scylla"])),
@@ -355,6 +370,7 @@ impl Traffic {
             scylla_write: Arc::new(OpRecorder::new(&metrics, "scylla", "write")),
             scylla_read: Arc::new(OpRecorder::new(&metrics, "scylla", "read")),
             redis_write: Arc::new(OpRecorder::new(&metrics, "redis", "write")),
+            schedule_lag: std::sync::Mutex::new(record::exact_histogram()),
         });
         let seed = cfg.traffic.seed.unwrap_or_else(rand::random);
         let workload = Workload::new(&cfg.traffic, &cfg.instance, seed);
@@ -378,40 +394,24 @@ impl Traffic {
             "traffic starting"
         );
 
-        let dispatcher = Dispatcher {
-            runtime: tokio::runtime::Handle::current(),
-            shared: shared.clone(),
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let engine = Engine {
+            cfg: cfg.clone(),
+            shared,
             workload,
-            batch_size: batch_size(cfg),
+            rates,
             lag: metrics.schedule_lag.clone(),
             health,
-            last_beat: None,
+            shutdown: shutdown.child_token(),
         };
-        let pacer = Pacer::new(rates, Instant::now(), dispatcher);
-        let token = shutdown.child_token();
         let thread = std::thread::Builder::new()
-            .name("chatload-pacer".into())
-            .spawn(move || drop(pacer.run_thread(token)))?;
-
-        tracker.spawn(prepare_statements(
-            shared.clone(),
-            scylla,
-            cfg.clone(),
-            shutdown.child_token(),
-        ));
-        let drain = cfg.traffic.drain_timeout.get();
+            .name("chatload-traffic".into())
+            .spawn(move || runtime.block_on(engine.run()))?;
         tracker.spawn(async move {
             shutdown.cancelled().await;
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-            let (db, cache) = tokio::join!(
-                shared.scylla_slots.drained(drain),
-                shared.redis_slots.drained(drain)
-            );
-            if db && cache {
-                info!("traffic stopped; every in-flight request finished");
-            } else {
-                warn!(drain_timeout = ?drain, "traffic stopped with requests still in flight");
-            }
         });
         Ok(traffic)
     }
@@ -441,6 +441,9 @@ impl Traffic {
             scylla_write: s.scylla_write.snapshot(),
             scylla_read: s.scylla_read.snapshot(),
             redis_write: s.redis_write.snapshot(),
+            schedule_lag: record::Percentiles::of(
+                &s.schedule_lag.lock().unwrap_or_else(|e| e.into_inner()),
+            ),
         }
     }
 
@@ -450,6 +453,10 @@ impl Traffic {
         for r in [&s.scylla_write, &s.scylla_read, &s.redis_write] {
             r.reset_exact();
         }
+        s.schedule_lag
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reset();
     }
 
     /// Whether the statements are prepared (the database has answered at least once).
@@ -458,48 +465,110 @@ impl Traffic {
     }
 }
 
-/// Wait for a session, create the schema if configured, prepare the statements; retry with backoff
-/// until it works or `shutdown`.
-async fn prepare_statements(
-    shared: Arc<Shared>,
-    scylla: Arc<ScyllaBackend>,
+/// What the traffic thread runs.
+struct Engine {
     cfg: Config,
+    shared: Arc<Shared>,
+    workload: Workload,
+    rates: Arc<TargetRates>,
+    lag: Histogram,
+    health: Arc<Health>,
     shutdown: CancellationToken,
-) {
-    let mut sessions = scylla.subscribe();
+}
+
+impl Engine {
+    async fn run(self) {
+        let redis = match RedisBackend::new(&self.cfg.redis) {
+            Ok(r) => r,
+            Err(e) => {
+                // The URL was validated with the config; this cannot happen short of a bug.
+                tracing::error!(error = %e, "traffic cannot start");
+                return;
+            }
+        };
+        tokio::spawn(prepare_statements(
+            self.shared.clone(),
+            self.cfg.clone(),
+            self.shutdown.clone(),
+        ));
+        let dispatcher = Dispatcher {
+            runtime: tokio::runtime::Handle::current(),
+            shared: self.shared.clone(),
+            redis,
+            workload: self.workload,
+            batch_size: batch_size(&self.cfg),
+            lag: self.lag,
+            health: self.health,
+            last_beat: None,
+        };
+        let pacer = Pacer::new(self.rates, Instant::now(), dispatcher);
+        match timer::TimerFdSleeper::new() {
+            Ok(mut precise) => drop(pacer.run(&mut precise, self.shutdown.clone()).await),
+            Err(e) => {
+                warn!(error = %e, "no timerfd: pacing with tokio's 1 ms timer instead");
+                drop(pacer.run(&mut TokioSleeper, self.shutdown.clone()).await);
+            }
+        }
+        let drain = self.cfg.traffic.drain_timeout.get();
+        let shared = &self.shared;
+        let (db, cache) = tokio::join!(
+            shared.scylla_slots.drained(drain),
+            shared.redis_slots.drained(drain)
+        );
+        if db && cache {
+            info!("traffic stopped; every in-flight request finished");
+        } else {
+            warn!(drain_timeout = ?drain, "traffic stopped with requests still in flight");
+        }
+    }
+}
+
+/// Connect the traffic's own session, create the schema if configured, prepare the statements;
+/// retry with backoff until it works or `shutdown`.
+async fn prepare_statements(shared: Arc<Shared>, cfg: Config, shutdown: CancellationToken) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     let ttl = cfg.traffic.ttl.map(|t| t.get().as_secs());
     let batch = matches!(cfg.traffic.write_mode, WriteMode::Batch)
         .then_some(cfg.traffic.batch_size as usize);
+    let mut session: Option<Arc<Session>> = None;
     loop {
-        let session = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            s = sessions.wait_for(Option::is_some) => match s {
-                Ok(s) => s.clone().expect("waited for Some"),
-                Err(_) => return,
-            },
-        };
-        let result = async {
+        let attempt = async {
+            let s = match &session {
+                Some(s) => s.clone(),
+                None => {
+                    let password = cfg
+                        .scylla
+                        .password()
+                        .map_err(crate::backend::scylla::ScyllaError::Password)?;
+                    let s = Arc::new(crate::backend::scylla::connect(&cfg.scylla, password).await?);
+                    session = Some(s.clone());
+                    s
+                }
+            };
             if cfg.scylla.create_schema {
-                let report = crate::schema::apply(&session, &cfg.scylla).await?;
+                let report = crate::schema::apply(&s, &cfg.scylla).await?;
                 for d in &report.differences {
                     warn!(difference = %d, "the existing chat_messages table differs from chatload's; left unchanged");
                 }
             }
-            Statements::prepare(&session, &cfg.scylla.keyspace, ttl, batch).await
-        }
-        .await;
+            let statements = Statements::prepare(&s, &cfg.scylla.keyspace, ttl, batch).await?;
+            Ok::<_, crate::backend::scylla::ScyllaError>(Prepared {
+                session: s,
+                statements,
+            })
+        };
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = attempt => r,
+        };
         match result {
-            Ok(statements) => {
-                shared.set_prepared(Arc::new(Prepared {
-                    session,
-                    statements,
-                }));
+            Ok(prepared) => {
+                shared.set_prepared(Arc::new(prepared));
                 info!(keyspace = %cfg.scylla.keyspace, "statements prepared; traffic reaches the database");
                 return;
             }
             Err(e) => {
-                warn!(error = %e, "could not prepare the traffic's statements; retrying");
+                warn!(error = %e, "traffic cannot reach the database yet; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(backoff.next_delay()) => {}
@@ -523,10 +592,12 @@ mod tests {
         gate: Arc<tokio::sync::Mutex<()>>,
         stall_at: Instant,
         stall: Duration,
+        dispatched: u64,
     }
 
     impl Dispatch for FakeBackend {
         fn dispatch(&mut self, _op: Op, scheduled: Instant, _now: Instant) {
+            self.dispatched += 1;
             let gate = self.gate.clone();
             let hold = if scheduled == self.stall_at {
                 self.stall
@@ -557,6 +628,7 @@ mod tests {
             gate: Arc::new(tokio::sync::Mutex::new(())),
             stall_at: start + Duration::from_millis(100),
             stall,
+            dispatched: 0,
         }
     }
 
@@ -580,7 +652,7 @@ mod tests {
         let token = CancellationToken::new();
         // 100 writes/s for 1 s; the one at 100 ms holds the only connection for 500 ms.
         let pacer = Pacer::new(Arc::new(TargetRates::new(100.0, 0.0)), start, backend);
-        let run = tokio::spawn(pacer.run_async(token.clone()));
+        let run = tokio::spawn(pacer.run_with_tokio(token.clone()));
         tokio::time::sleep_until(start + Duration::from_millis(995)).await;
         token.cancel();
         run.await.unwrap();
@@ -618,18 +690,24 @@ mod tests {
         let in_flight = metrics.in_flight.with_label_values(&["scylla"]);
         let token = CancellationToken::new();
         let pacer = Pacer::new(Arc::new(TargetRates::new(1000.0, 0.0)), start, backend);
-        let run = tokio::spawn(pacer.run_async(token.clone()));
+        let run = tokio::spawn(pacer.run_with_tokio(token.clone()));
         tokio::time::sleep_until(start + Duration::from_millis(2000)).await;
         assert_eq!(in_flight.get(), 5, "in flight never exceeds the cap");
         token.cancel();
-        run.await.unwrap();
-        // 2000 scheduled: ~100 completed before the stall, 5 stuck in flight, the rest dropped.
+        let backend = run.await.unwrap();
+        // ~2000 scheduled (the one due at the very stop instant may or may not start): ~100
+        // completed before the stall, 5 stuck in flight, the rest dropped.
         let ok = recorder.total(Outcome::Ok);
         let dropped = recorder.total(Outcome::Dropped);
         assert!((99..=101).contains(&ok), "{ok}");
+        assert!(
+            (2000..=2001).contains(&backend.dispatched),
+            "{}",
+            backend.dispatched
+        );
         assert_eq!(
             ok + 5 + dropped,
-            2000,
+            backend.dispatched,
             "every scheduled operation is accounted for"
         );
     }

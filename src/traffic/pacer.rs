@@ -5,11 +5,12 @@
 //! runs. A rate change re-anchors the timetable at the next due time, so it neither bursts nor pauses.
 //!
 //! [`Pacer`] owns the timetables and hands every due operation, with its *scheduled* instant, to a
-//! [`Dispatch`]; latency is later measured from that instant (coordinated-omission-correct). It has two
-//! drivers: [`Pacer::run_thread`], a dedicated OS thread that sleeps with `std::thread::sleep` under a
-//! 1 ns timer slack and spins the last few microseconds (tokio's timer wheel has 1 ms resolution, too
-//! coarse for a 5 ms SLO), and [`Pacer::run_async`], used by tests under tokio's paused clock.
-//! Both batch: one wake-up dispatches every operation that is due, so no timer exists per operation.
+//! [`Dispatch`]; latency is later measured from that instant (coordinated-omission-correct).
+//! [`Pacer::run`] waits for each due time with a [`Sleeper`]: in production the timerfd of
+//! [`super::timer`] (nanosecond resolution, woken by the same epoll that drives the requests' I/O;
+//! tokio's own timer wheel has 1 ms resolution, too coarse for a 5 ms SLO), in tests [`TokioSleeper`]
+//! under tokio's paused clock. One wake-up dispatches every operation that is due: no timer exists
+//! per operation.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -147,8 +148,6 @@ pub trait Dispatch {
 
 /// Longest single sleep, so that rate changes and shutdown are noticed promptly even at 0.1/s.
 pub const MAX_SLEEP: Duration = Duration::from_millis(50);
-/// The pacer thread sleeps until this long before the due time, then spins.
-pub const SPIN: Duration = Duration::from_micros(30);
 
 /// The timetables of all op kinds and the dispatcher they feed.
 pub struct Pacer<D: Dispatch> {
@@ -186,8 +185,8 @@ impl<D: Dispatch> Pacer<D> {
         self.tables.iter().filter_map(Timetable::next_due).min()
     }
 
-    /// Drive the pacer with tokio timers until `shutdown` (tests use this under a paused clock).
-    pub async fn run_async(mut self, shutdown: CancellationToken) -> D {
+    /// Drive the pacer until `shutdown`, waiting for each due time with `sleeper`.
+    pub async fn run<S: Sleeper>(mut self, sleeper: &mut S, shutdown: CancellationToken) -> D {
         loop {
             let now = Instant::now();
             let next = self
@@ -196,38 +195,31 @@ impl<D: Dispatch> Pacer<D> {
                 .min(now + MAX_SLEEP);
             tokio::select! {
                 _ = shutdown.cancelled() => return self.dispatch,
-                _ = tokio::time::sleep_until(next) => {}
+                _ = sleeper.sleep_until(next) => {}
             }
         }
-    }
-
-    /// Drive the pacer on the current (dedicated) thread until `shutdown`: precise sleeps, then a spin.
-    pub fn run_thread(mut self, shutdown: CancellationToken) -> D {
-        reduce_timer_slack();
-        while !shutdown.is_cancelled() {
-            let now = Instant::now();
-            let next = self
-                .step(now)
-                .unwrap_or(now + MAX_SLEEP)
-                .min(now + MAX_SLEEP);
-            let now = Instant::now();
-            if next > now + SPIN {
-                std::thread::sleep(next - now - SPIN);
-            }
-            while Instant::now() < next {
-                std::hint::spin_loop();
-            }
-        }
-        self.dispatch
     }
 }
 
-/// Ask the kernel for 1 ns timer slack on this thread (the default 50 µs would dominate the lag).
-fn reduce_timer_slack() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_TIMERSLACK takes an integer argument and only affects the calling thread.
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+impl<D: Dispatch + Send + 'static> Pacer<D> {
+    /// [`Pacer::run`] with tokio's timer (tests under a paused clock).
+    pub async fn run_with_tokio(self, shutdown: CancellationToken) -> D {
+        self.run(&mut TokioSleeper, shutdown).await
+    }
+}
+
+/// How the pacer waits for the next due time.
+pub trait Sleeper {
+    /// Return at `deadline` (or as soon after it as the sleeper can).
+    fn sleep_until(&mut self, deadline: Instant) -> impl Future<Output = ()>;
+}
+
+/// tokio's timer: 1 ms resolution. For tests under a paused clock, and where no timerfd exists.
+pub struct TokioSleeper;
+
+impl Sleeper for TokioSleeper {
+    async fn sleep_until(&mut self, deadline: Instant) {
+        tokio::time::sleep_until(deadline).await;
     }
 }
 
@@ -317,7 +309,7 @@ mod tests {
             let start = Instant::now();
             let horizon = start + Duration::from_secs(secs);
             let pacer = Pacer::new(rates, start, Count::until(horizon));
-            let run = tokio::spawn(pacer.run_async(token.clone()));
+            let run = tokio::spawn(pacer.run_with_tokio(token.clone()));
             tokio::time::sleep_until(horizon + Duration::from_millis(10)).await;
             token.cancel();
             let d = run.await.unwrap();
@@ -338,7 +330,7 @@ mod tests {
         let start = Instant::now();
         let horizon = start + Duration::from_secs(2);
         let pacer = Pacer::new(rates.clone(), start, Count::until(horizon));
-        let run = tokio::spawn(pacer.run_async(token.clone()));
+        let run = tokio::spawn(pacer.run_with_tokio(token.clone()));
         tokio::time::sleep_until(start + Duration::from_millis(999)).await;
         rates.set(Op::Write, 100.0);
         rates.set(Op::Read, 20.0);

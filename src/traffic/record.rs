@@ -79,14 +79,21 @@ pub struct ExactLatency {
     pub service: hdrhistogram::Histogram<u64>,
 }
 
+/// An HDR histogram for latencies in microseconds, 1 µs to 1 h, 3 significant digits.
+pub fn exact_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid HDR bounds")
+}
+
+/// `d` in whole microseconds, at least 1 (the histogram's lowest value).
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
 impl ExactLatency {
     fn new() -> Self {
-        let h = || {
-            hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid HDR bounds")
-        };
         Self {
-            duration: h(),
-            service: h(),
+            duration: exact_histogram(),
+            service: exact_histogram(),
         }
     }
 }
@@ -200,10 +207,9 @@ impl OpRecorder {
         let (duration, service) = (done - scheduled, done - sent);
         self.duration.observe(duration.as_secs_f64());
         self.service.observe(service.as_secs_f64());
-        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
         let mut exact = self.exact.lock().unwrap_or_else(|e| e.into_inner());
-        exact.duration.saturating_record(us(duration));
-        exact.service.saturating_record(us(service));
+        exact.duration.saturating_record(micros(duration));
+        exact.service.saturating_record(micros(service));
     }
 
     /// Counts so far and exact percentiles since the start (or the last [`OpRecorder::reset_exact`]).
