@@ -89,6 +89,10 @@ impl TimerFdSleeper {
 
 impl Sleeper for TimerFdSleeper {
     async fn sleep_until(&mut self, deadline: Instant) {
+        // Always give the runtime a turn (it polls the I/O driver before resuming us): at rates
+        // whose interval is shorter than the spin, the pacer would otherwise never await and would
+        // starve the replies and every other task of its single thread.
+        tokio::task::yield_now().await;
         let now = Instant::now();
         if deadline > now + SPIN {
             let slept = match self.arm(deadline - now - SPIN) {
@@ -109,6 +113,43 @@ impl Sleeper for TimerFdSleeper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A pacer whose every due time is closer than the spin still lets the other tasks of its
+    /// single-threaded runtime run (the replies, the statement preparation).
+    #[test]
+    fn back_to_back_deadlines_do_not_starve_the_runtime() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let ticks = Arc::new(AtomicU64::new(0));
+            let other = {
+                let ticks = ticks.clone();
+                tokio::spawn(async move {
+                    loop {
+                        ticks.fetch_add(1, Ordering::Relaxed);
+                        tokio::task::yield_now().await;
+                    }
+                })
+            };
+            let mut t = TimerFdSleeper::new().unwrap();
+            let start = Instant::now();
+            let mut deadline = start;
+            while Instant::now() - start < Duration::from_millis(50) {
+                deadline += Duration::from_micros(5);
+                t.sleep_until(deadline).await;
+            }
+            assert!(
+                ticks.load(Ordering::Relaxed) > 100,
+                "the other task ran {:?} times",
+                ticks
+            );
+            other.abort();
+        });
+    }
 
     #[tokio::test]
     async fn never_wakes_before_the_deadline() {
