@@ -6,6 +6,7 @@ use crate::backend::{self, RedisBackend, ScyllaBackend};
 use crate::config::Config;
 use crate::http::{self, Health, HttpState};
 use crate::metrics::Metrics;
+use crate::probes::{ProbeContext, ProbeScheduler};
 use crate::traffic::Traffic;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ pub struct Daemon {
     scylla: Arc<ScyllaBackend>,
     redis: RedisBackend,
     traffic: Traffic,
+    probes: ProbeScheduler,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     drain_timeout: Duration,
@@ -85,6 +87,13 @@ impl Daemon {
             shutdown.clone(),
         )
         .map_err(StartError::Pacer)?;
+        let probe_context = ProbeContext::new(
+            config.clone(),
+            scylla.clone(),
+            redis.clone(),
+            metrics.clone(),
+        );
+        let probes = ProbeScheduler::start(Arc::new(probe_context), &tracker, shutdown.clone());
         tracker.close();
         health.beat();
         health.set_ready(true);
@@ -96,6 +105,7 @@ impl Daemon {
             scylla,
             redis,
             traffic,
+            probes,
             tracker,
             shutdown,
             drain_timeout: config.traffic.drain_timeout.get(),
@@ -125,6 +135,11 @@ impl Daemon {
     /// The running traffic.
     pub fn traffic(&self) -> &Traffic {
         &self.traffic
+    }
+
+    /// The probes.
+    pub fn probes(&self) -> &ProbeScheduler {
+        &self.probes
     }
 
     /// Wait for the shutdown token, then for every task to finish (in-flight work gets

@@ -11,6 +11,7 @@
 //! - [`backend`]: the ScyllaDB session and Redis connection, and their health loops;
 //! - [`schema`]: the keyspace and `chat_messages` table, printed or applied;
 //! - [`traffic`]: the open-loop pacer and the chat workload it drives into ScyllaDB and Redis;
+//! - [`probes`]: scheduled TTL, query, pagination, balance and Redis checks, each an SLI;
 //! - [`logging`]: `tracing` output as text or JSON.
 
 #![warn(missing_docs)]
@@ -23,6 +24,7 @@ pub mod daemon;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod probes;
 pub mod schema;
 pub mod traffic;
 

@@ -62,6 +62,10 @@ pub struct Metrics {
     pub ttl_observed: GaugeVec,
     /// `chatload_ttl_drift_seconds{backend}`.
     pub ttl_drift: GaugeVec,
+    /// `chatload_ttl_expected_seconds{backend}`: the TTL chatload expects entries to carry.
+    pub ttl_expected: GaugeVec,
+    /// `chatload_ttl_table_default_seconds`: `default_time_to_live` of the table, from `system_schema`.
+    pub ttl_table_default: Gauge,
     /// `chatload_partition_balance_cv`.
     pub partition_balance_cv: Gauge,
     /// `chatload_redis_cache_consistent`.
@@ -171,6 +175,17 @@ impl Metrics {
                 "chatload_ttl_drift_seconds",
                 "Observed TTL minus expected TTL.",
                 &["backend"],
+            ),
+            ttl_expected: gauge_vec(
+                r,
+                "chatload_ttl_expected_seconds",
+                "TTL chatload expects entries to carry (scylla.default_ttl; 60 s for the Redis probe key).",
+                &["backend"],
+            ),
+            ttl_table_default: gauge(
+                r,
+                "chatload_ttl_table_default_seconds",
+                "default_time_to_live of the chat_messages table, read from system_schema.",
             ),
             partition_balance_cv: gauge(
                 r,

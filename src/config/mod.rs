@@ -355,6 +355,136 @@ impl Default for ProbeConfig {
     }
 }
 
+/// `[probes.ttl_expiry]`: the common probe keys plus the short TTL it writes and the grace it allows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TtlExpiryProbeConfig {
+    /// Run this probe at all.
+    pub enabled: bool,
+    /// Time between the starts of two runs (plus up to `jitter` at random).
+    pub interval: HumanDuration,
+    /// A run that takes longer fails with `outcome="timeout"`; must exceed `ttl + grace`.
+    pub timeout: HumanDuration,
+    /// Random delay added to each interval.
+    pub jitter: HumanDuration,
+    /// TTL of the row the probe writes (whole seconds).
+    pub ttl: HumanDuration,
+    /// How long after its TTL a row may still be readable before that is a violation.
+    pub grace: HumanDuration,
+}
+
+impl Default for TtlExpiryProbeConfig {
+    fn default() -> Self {
+        let s = ProbeConfig::every(30, 20_000);
+        Self {
+            enabled: s.enabled,
+            interval: s.interval,
+            timeout: s.timeout,
+            jitter: s.jitter,
+            ttl: HumanDuration::from_secs(2),
+            grace: HumanDuration::from_secs(3),
+        }
+    }
+}
+
+impl TtlExpiryProbeConfig {
+    /// The keys every probe has.
+    pub fn schedule(&self) -> ProbeConfig {
+        ProbeConfig {
+            enabled: self.enabled,
+            interval: self.interval,
+            timeout: self.timeout,
+            jitter: self.jitter,
+        }
+    }
+}
+
+/// `[probes.partition_balance]`: the common probe keys plus its window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PartitionBalanceProbeConfig {
+    /// Run this probe at all.
+    pub enabled: bool,
+    /// Time between the starts of two runs (plus up to `jitter` at random).
+    pub interval: HumanDuration,
+    /// A run that takes longer fails with `outcome="timeout"`.
+    pub timeout: HumanDuration,
+    /// Random delay added to each interval.
+    pub jitter: HumanDuration,
+    /// Rows written by the traffic in this window are counted per stream.
+    pub window: HumanDuration,
+    /// Below this many rows per stream on average the CV is reported but not judged: random noise
+    /// alone gives a CV of about 1/sqrt(mean), 10 % at 100 rows, 5 % at 400.
+    pub min_rows_per_stream: u32,
+}
+
+impl Default for PartitionBalanceProbeConfig {
+    fn default() -> Self {
+        let s = ProbeConfig::every(60, 10_000);
+        Self {
+            enabled: s.enabled,
+            interval: s.interval,
+            timeout: s.timeout,
+            jitter: s.jitter,
+            window: HumanDuration::from_secs(60),
+            min_rows_per_stream: 400,
+        }
+    }
+}
+
+impl PartitionBalanceProbeConfig {
+    /// The keys every probe has.
+    pub fn schedule(&self) -> ProbeConfig {
+        ProbeConfig {
+            enabled: self.enabled,
+            interval: self.interval,
+            timeout: self.timeout,
+            jitter: self.jitter,
+        }
+    }
+}
+
+/// `[probes.redis_pubsub]`: the common probe keys plus how many messages a run publishes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisPubsubProbeConfig {
+    /// Run this probe at all.
+    pub enabled: bool,
+    /// Time between the starts of two runs (plus up to `jitter` at random).
+    pub interval: HumanDuration,
+    /// A run that takes longer fails with `outcome="timeout"`; unreceived messages are losses.
+    pub timeout: HumanDuration,
+    /// Random delay added to each interval.
+    pub jitter: HumanDuration,
+    /// Messages published per run.
+    pub messages: u32,
+}
+
+impl Default for RedisPubsubProbeConfig {
+    fn default() -> Self {
+        let s = ProbeConfig::every(5, 2000);
+        Self {
+            enabled: s.enabled,
+            interval: s.interval,
+            timeout: s.timeout,
+            jitter: s.jitter,
+            messages: 20,
+        }
+    }
+}
+
+impl RedisPubsubProbeConfig {
+    /// The keys every probe has.
+    pub fn schedule(&self) -> ProbeConfig {
+        ProbeConfig {
+            enabled: self.enabled,
+            interval: self.interval,
+            timeout: self.timeout,
+            jitter: self.jitter,
+        }
+    }
+}
+
 /// `[probes]`: one table per probe; a table left out keeps its defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -362,7 +492,7 @@ pub struct ProbesConfig {
     /// `TTL(message_text)` and `WRITETIME` of a fresh row against the table's default TTL.
     pub ttl_metadata: ProbeConfig,
     /// A row written `USING TTL` of a few seconds must be gone after TTL plus grace.
-    pub ttl_expiry: ProbeConfig,
+    pub ttl_expiry: TtlExpiryProbeConfig,
     /// Newest 50 messages of a stream: DESC order, contains the probe's own last write.
     pub recent_50: ProbeConfig,
     /// Messages of the last five minutes of a stream: the count matches what the probe wrote.
@@ -370,28 +500,28 @@ pub struct ProbesConfig {
     /// 10 pages of 50 through the driver's paging state: no gap, no duplicate.
     pub pagination: ProbeConfig,
     /// Rows per stream written by the traffic over the window: coefficient of variation.
-    pub partition_balance: ProbeConfig,
+    pub partition_balance: PartitionBalanceProbeConfig,
     /// SET with EX, PTTL, and a short-TTL key that must really expire.
     pub redis_ttl: ProbeConfig,
     /// The newest entry of a stream's Redis cache equals the newest row in ScyllaDB.
     pub redis_cache: ProbeConfig,
     /// Publish-to-receive latency and losses of Redis pub/sub.
-    pub redis_pubsub: ProbeConfig,
+    pub redis_pubsub: RedisPubsubProbeConfig,
 }
 
 impl ProbesConfig {
     /// Every probe's name (its `[probes.<name>]` table and its `probe` label) with its settings.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &ProbeConfig)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, ProbeConfig)> {
         [
-            ("ttl_metadata", &self.ttl_metadata),
-            ("ttl_expiry", &self.ttl_expiry),
-            ("recent_50", &self.recent_50),
-            ("range_5m", &self.range_5m),
-            ("pagination", &self.pagination),
-            ("partition_balance", &self.partition_balance),
-            ("redis_ttl", &self.redis_ttl),
-            ("redis_cache", &self.redis_cache),
-            ("redis_pubsub", &self.redis_pubsub),
+            ("ttl_metadata", self.ttl_metadata.clone()),
+            ("ttl_expiry", self.ttl_expiry.schedule()),
+            ("recent_50", self.recent_50.clone()),
+            ("range_5m", self.range_5m.clone()),
+            ("pagination", self.pagination.clone()),
+            ("partition_balance", self.partition_balance.schedule()),
+            ("redis_ttl", self.redis_ttl.clone()),
+            ("redis_cache", self.redis_cache.clone()),
+            ("redis_pubsub", self.redis_pubsub.schedule()),
         ]
         .into_iter()
     }
@@ -401,14 +531,14 @@ impl Default for ProbesConfig {
     fn default() -> Self {
         Self {
             ttl_metadata: ProbeConfig::every(30, 2000),
-            ttl_expiry: ProbeConfig::every(30, 20_000),
+            ttl_expiry: TtlExpiryProbeConfig::default(),
             recent_50: ProbeConfig::every(5, 1000),
             range_5m: ProbeConfig::every(10, 2000),
             pagination: ProbeConfig::every(30, 5000),
-            partition_balance: ProbeConfig::every(60, 10_000),
+            partition_balance: PartitionBalanceProbeConfig::default(),
             redis_ttl: ProbeConfig::every(15, 5000),
             redis_cache: ProbeConfig::every(10, 2000),
-            redis_pubsub: ProbeConfig::every(5, 2000),
+            redis_pubsub: RedisPubsubProbeConfig::default(),
         }
     }
 }

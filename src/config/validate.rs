@@ -166,6 +166,38 @@ impl Config {
         }
 
         // [probes.*]
+        let e = &c.probes.ttl_expiry;
+        v.ttl("probes.ttl_expiry.ttl", e.ttl);
+        v.positive("probes.ttl_expiry.grace", e.grace);
+        if e.timeout.get() <= e.ttl.get() + e.grace.get() {
+            v.fail(
+                "probes.ttl_expiry.timeout",
+                format!(
+                    "must be longer than ttl + grace ({} + {}), got {}",
+                    e.ttl, e.grace, e.timeout
+                ),
+            );
+        }
+        let b = &c.probes.partition_balance;
+        if b.window.get() < Duration::from_secs(1) {
+            v.fail(
+                "probes.partition_balance.window",
+                format!("must be at least 1s, got {}", b.window),
+            );
+        }
+        v.nonzero(
+            "probes.partition_balance.min_rows_per_stream",
+            b.min_rows_per_stream,
+        );
+        if !(1..=1000).contains(&c.probes.redis_pubsub.messages) {
+            v.fail(
+                "probes.redis_pubsub.messages",
+                format!(
+                    "must be between 1 and 1000, got {}",
+                    c.probes.redis_pubsub.messages
+                ),
+            );
+        }
         for (name, p) in c.probes.iter() {
             if p.interval.get() < Duration::from_millis(100) {
                 v.fail(
@@ -480,6 +512,30 @@ mod tests {
             (
                 |c| c.probes.redis_ttl.jitter = HumanDuration::from_secs(60),
                 "probes.redis_ttl.jitter",
+            ),
+            (
+                |c| c.probes.ttl_expiry.timeout = HumanDuration::from_secs(5),
+                "probes.ttl_expiry.timeout",
+            ),
+            (
+                |c| c.probes.ttl_expiry.ttl = HumanDuration::from_millis(500),
+                "probes.ttl_expiry.ttl",
+            ),
+            (
+                |c| c.probes.ttl_expiry.grace = HumanDuration::from_secs(0),
+                "probes.ttl_expiry.grace",
+            ),
+            (
+                |c| c.probes.partition_balance.window = HumanDuration::from_millis(10),
+                "probes.partition_balance.window",
+            ),
+            (
+                |c| c.probes.partition_balance.min_rows_per_stream = 0,
+                "probes.partition_balance.min_rows_per_stream",
+            ),
+            (
+                |c| c.probes.redis_pubsub.messages = 0,
+                "probes.redis_pubsub.messages",
             ),
             (
                 |c| c.slo.write_p99 = HumanDuration::from_secs(0),

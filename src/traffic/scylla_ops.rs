@@ -70,7 +70,8 @@ impl Statements {
     }
 }
 
-type Row<'a> = (
+/// The bind values of one message, in [`COLUMNS`] order.
+pub type Row<'a> = (
     Uuid,
     CqlTimestamp,
     Uuid,
@@ -81,7 +82,8 @@ type Row<'a> = (
     &'a str,
 );
 
-fn row(m: &Message) -> Row<'_> {
+/// The bind values of `m`.
+pub fn row(m: &Message) -> Row<'_> {
     (
         m.stream_id,
         CqlTimestamp(m.timestamp_ms),

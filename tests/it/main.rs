@@ -7,5 +7,6 @@ mod common;
 
 mod cli;
 mod http;
+mod probes;
 mod stack;
 mod traffic;

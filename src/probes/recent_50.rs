@@ -1,0 +1,90 @@
+//! `recent_50`: the newest 50 messages of a stream, as a chat client opening it reads them.
+//!
+//! Each run writes one message, then reads the newest 50: they must come newest first
+//! (`wrong_order`), and the run's own message must be among them (`missing_write`). The first run
+//! seeds the stream with 60 messages so that a full page of 50 is read from the start.
+
+use super::{PROBE_ROW_TTL, Probe, ProbeContext, ProbeError, Verdict, cql_error, now_ms, timed};
+use futures::future::BoxFuture;
+use scylla::value::CqlTimestamp;
+use std::sync::atomic::{AtomicBool, Ordering};
+use uuid::Uuid;
+
+/// The probe.
+#[derive(Default)]
+pub struct Recent50 {
+    seeded: AtomicBool,
+}
+
+/// Timestamps out of newest-first order in `rows`.
+pub fn order_violations(timestamps: &[i64]) -> u64 {
+    timestamps.windows(2).filter(|w| w[0] < w[1]).count() as u64
+}
+
+impl Probe for Recent50 {
+    fn name(&self) -> &'static str {
+        "recent_50"
+    }
+
+    fn checks(&self) -> &'static [&'static str] {
+        &["wrong_order", "missing_write"]
+    }
+
+    fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>> {
+        Box::pin(async move {
+            let stream = ctx.stream("recent_50", 0);
+            let now = now_ms();
+            if !self.seeded.load(Ordering::Relaxed) {
+                for i in (1..=60).rev() {
+                    let m = ctx.message(stream, now - i * 10, format!("recent_50 seed {i}"));
+                    ctx.write(&m, Some(PROBE_ROW_TTL)).await?;
+                }
+                self.seeded.store(true, Ordering::Relaxed);
+            }
+            let own = ctx.message(stream, now, "recent_50 probe".into());
+            ctx.write(&own, Some(PROBE_ROW_TTL)).await?;
+
+            let session = ctx.session()?;
+            let st = ctx.statements().await?;
+            let (result, took) = timed(session.execute_unpaged(&st.newest, (stream, 50i32))).await;
+            let rows = result
+                .map_err(|e| cql_error("SELECT … LIMIT 50", e))?
+                .into_rows_result()
+                .map_err(|e| ProbeError::Other(e.to_string()))?;
+            type Row = (
+                Uuid,
+                CqlTimestamp,
+                Uuid,
+                Uuid,
+                String,
+                String,
+                String,
+                String,
+            );
+            let rows: Vec<Row> = rows
+                .rows::<Row>()
+                .map_err(|e| ProbeError::Other(e.to_string()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| ProbeError::Other(e.to_string()))?;
+            let mut v = Verdict::default();
+            v.measured(took);
+            let timestamps: Vec<i64> = rows.iter().map(|r| r.1.0).collect();
+            v.fail("wrong_order", order_violations(&timestamps));
+            v.fail(
+                "missing_write",
+                u64::from(!rows.iter().any(|r| r.2 == own.message_id)),
+            );
+            Ok(v)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn order_violations_count_increases() {
+        assert_eq!(super::order_violations(&[5, 4, 4, 1]), 0);
+        assert_eq!(super::order_violations(&[5, 6, 4, 7]), 2);
+        assert_eq!(super::order_violations(&[]), 0);
+    }
+}

@@ -1,0 +1,116 @@
+//! `redis_cache`: the newest entry of a stream's Redis cache must be the newest message in ScyllaDB.
+//!
+//! The probe has a stream of its own, written the way the traffic writes: the row to ScyllaDB, then
+//! the same message pushed to the stream's cache list. Each run first compares what the previous run
+//! left (an entry deleted or evicted since is `missing`; a different newest entry is `stale`), then
+//! writes a new message and compares again. `chatload_redis_cache_consistent` is 1 when both agree.
+
+use super::{PROBE_ROW_TTL, Probe, ProbeContext, ProbeError, Verdict, cql_error, now_ms, timed};
+use crate::traffic::redis_ops::{CachedMessage, RedisSide, cache_key};
+use futures::future::BoxFuture;
+use std::sync::atomic::{AtomicBool, Ordering};
+use uuid::Uuid;
+
+/// The probe.
+#[derive(Default)]
+pub struct RedisCache {
+    wrote: AtomicBool,
+}
+
+/// The probe's stream.
+pub fn stream(ctx: &ProbeContext) -> Uuid {
+    ctx.stream("redis_cache", 0)
+}
+
+/// (missing, stale) between the newest cache entry and the newest row.
+async fn compare(ctx: &ProbeContext, v: &mut Verdict) -> Result<(), ProbeError> {
+    let stream = stream(ctx);
+    let key = cache_key(&ctx.cfg.redis.key_prefix, &stream);
+    let (found, took) = timed(async {
+        let entry: Option<String> = ctx
+            .redis
+            .query("LINDEX", redis::cmd("LINDEX").arg(&key).arg(0))
+            .await?;
+        let session = ctx.session()?;
+        let st = ctx.statements().await?;
+        let result = session.execute_unpaged(&st.newest, (stream, 1i32)).await;
+        let rows = result
+            .map_err(|e| cql_error("SELECT … LIMIT 1", e))?
+            .into_rows_result()
+            .map_err(|e| ProbeError::Other(e.to_string()))?;
+        type Row = (Uuid, scylla::value::CqlTimestamp, Uuid);
+        let row = rows
+            .maybe_first_row::<(
+                Uuid,
+                scylla::value::CqlTimestamp,
+                Uuid,
+                Uuid,
+                String,
+                String,
+                String,
+                String,
+            )>()
+            .map_err(|e| ProbeError::Other(e.to_string()))?
+            .map(|r| -> Row { (r.0, r.1, r.2) });
+        Ok::<_, ProbeError>((entry, row))
+    })
+    .await;
+    let (entry, row) = found?;
+    v.measured(took);
+    let Some((_, _, newest_id)) = row else {
+        return Ok(()); // nothing written yet
+    };
+    match entry {
+        None => v.fail("missing", 1),
+        Some(json) => {
+            let same = serde_json::from_str::<CachedMessage<'_>>(&json)
+                .is_ok_and(|c| c.message_id == newest_id);
+            v.fail("stale", u64::from(!same));
+        }
+    }
+    Ok(())
+}
+
+impl Probe for RedisCache {
+    fn name(&self) -> &'static str {
+        "redis_cache"
+    }
+
+    fn checks(&self) -> &'static [&'static str] {
+        &["missing", "stale"]
+    }
+
+    fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>> {
+        Box::pin(async move {
+            let mut v = Verdict::default();
+            if self.wrote.load(Ordering::Relaxed) {
+                compare(ctx, &mut v).await?;
+            }
+            let m = ctx.message(stream(ctx), now_ms(), "redis_cache probe".into());
+            ctx.write(&m, Some(PROBE_ROW_TTL)).await?;
+            let side = RedisSide {
+                cache: true,
+                pubsub: false,
+                cache_length: ctx.cfg.redis.cache_length,
+                cache_ttl_ms: u64::from(PROBE_ROW_TTL) * 1000,
+                key_prefix: ctx.cfg.redis.key_prefix.clone(),
+            };
+            let mut conn = ctx.redis.connection();
+            side.pipeline(std::slice::from_ref(&m))
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(|cause| {
+                    ProbeError::Redis(crate::backend::redis::RedisError::Command {
+                        command: "LPUSH",
+                        cause,
+                    })
+                })?;
+            self.wrote.store(true, Ordering::Relaxed);
+            compare(ctx, &mut v).await?;
+            ctx.metrics
+                .redis_cache_consistent
+                .set(i64::from(v.passed()));
+            Ok(v)
+        })
+    }
+}

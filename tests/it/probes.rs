@@ -1,0 +1,388 @@
+//! Probes against the real stack: all nine pass on a healthy stack, and each check fails when its
+//! fault is real (an altered table TTL, a row that never expires, a deleted or stale cache entry, a
+//! Redis key whose expiry was removed, Zipf-skewed traffic).
+
+use crate::common::{CASSANDRA, REDIS, STACK_LOCK, config_with, require_stack};
+use chatload::backend::scylla::{connect, query_first};
+use chatload::probes::{redis_cache, redis_ttl, ttl_expiry};
+use chatload::{Daemon, config};
+use scylla::value::CqlTimestamp;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const ALL: [&str; 9] = [
+    "ttl_metadata",
+    "ttl_expiry",
+    "recent_50",
+    "range_5m",
+    "pagination",
+    "partition_balance",
+    "redis_ttl",
+    "redis_cache",
+    "redis_pubsub",
+];
+
+/// `[probes.*]` tables: `enabled` ones every `interval`, the others off.
+fn probes_only(enabled: &[&str], interval: &str) -> String {
+    ALL.iter()
+        .map(|p| {
+            if enabled.contains(p) {
+                format!(
+                    "[probes.{p}]\nenabled = true\ninterval = \"{interval}\"\njitter = \"0s\"\n"
+                )
+            } else {
+                format!("[probes.{p}]\nenabled = false\n")
+            }
+        })
+        .collect()
+}
+
+async fn start(keyspace: &str, rest: &str) -> (Daemon, CancellationToken) {
+    let text = config_with(CASSANDRA, REDIS, keyspace, rest);
+    let cfg = config::load_str(&text, Path::new("t"), []).unwrap();
+    let token = CancellationToken::new();
+    (Daemon::start(cfg, token.clone()).await.unwrap(), token)
+}
+
+async fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    t.elapsed()
+}
+
+fn runs(d: &Daemon, probe: &str, outcome: &str) -> u64 {
+    d.metrics()
+        .probe_runs
+        .with_label_values(&[probe, outcome])
+        .get()
+}
+
+fn failures(d: &Daemon, probe: &str, check: &str) -> u64 {
+    d.metrics()
+        .probe_check_failures
+        .with_label_values(&[probe, check])
+        .get()
+}
+
+async fn session(keyspace: &str) -> scylla::client::session::Session {
+    let text = config_with(CASSANDRA, REDIS, keyspace, "");
+    let cfg = config::load_str(&text, Path::new("t"), []).unwrap();
+    connect(&cfg.scylla, None).await.unwrap()
+}
+
+async fn redis() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://{REDIS}"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// 60 s of `chatload run` with all probes every 5 s: all nine pass every run. Prints each p99.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_nine_probes_pass_on_a_healthy_stack() {
+    let _stack = STACK_LOCK.write().await;
+    require_stack();
+    let rest = format!(
+        "[traffic]\nwrite_rate = 1000.0\nread_rate = 200.0\n{}",
+        probes_only(&ALL, "5s").replace(
+            "[probes.ttl_expiry]\nenabled = true\ninterval = \"5s\"",
+            "[probes.ttl_expiry]\nenabled = true\ninterval = \"5s\"\ntimeout = \"10s\""
+        )
+    );
+    let (d, token) = start("chatload_it_probes", &rest).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let snapshot = d.probes().snapshot();
+    for probe in ALL {
+        let s = &snapshot[probe];
+        let ok = runs(&d, probe, "ok");
+        eprintln!(
+            "{probe:<18} runs ok {ok:>3}  p50 {:>8.3} ms  p99 {:>8.3} ms  max {:>8.3} ms  ({} measurements)",
+            s.latency.p50 * 1e3,
+            s.latency.p99 * 1e3,
+            s.latency.max * 1e3,
+            s.latency.count
+        );
+        for bad in ["failed", "error", "timeout"] {
+            assert_eq!(
+                runs(&d, probe, bad),
+                0,
+                "{probe}: {bad} runs; last problem: {:?}",
+                s.last_problem
+            );
+        }
+        assert!(ok >= 8, "{probe}: only {ok} runs in 60 s");
+        assert_eq!(
+            d.metrics().probe_success.with_label_values(&[probe]).get(),
+            1,
+            "{probe}"
+        );
+    }
+    let cv = d.metrics().partition_balance_cv.get();
+    assert!(cv > 0.0 && cv < 0.1, "partition balance CV {cv}");
+    assert_eq!(d.metrics().redis_cache_consistent.get(), 1);
+    token.cancel();
+    d.wait().await;
+}
+
+/// The table's default TTL altered to 3600 s: `ttl_metadata` fails and shows the drift.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_metadata_fails_when_the_table_ttl_is_altered() {
+    let _stack = STACK_LOCK.read().await;
+    require_stack();
+    let keyspace = "chatload_it_ttlmeta";
+    let s = session(keyspace).await;
+    s.query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), &[])
+        .await
+        .unwrap();
+    let rest = format!(
+        "[traffic]\nwrite_rate = 10.0\nread_rate = 0.0\n{}",
+        probes_only(&["ttl_metadata"], "1s")
+    );
+    let (d, token) = start(keyspace, &rest).await;
+    wait_until(
+        "a healthy ttl_metadata run",
+        Duration::from_secs(30),
+        || runs(&d, "ttl_metadata", "ok") > 0,
+    )
+    .await;
+    let healthy_drift = d.metrics().ttl_drift.with_label_values(&["scylla"]).get();
+    assert!(healthy_drift.abs() < 60.0, "{healthy_drift}");
+
+    s.query_unpaged(
+        format!("ALTER TABLE {keyspace}.chat_messages WITH default_time_to_live = 3600"),
+        &[],
+    )
+    .await
+    .unwrap();
+    wait_until(
+        "ttl_metadata to see the altered TTL",
+        Duration::from_secs(20),
+        || {
+            failures(&d, "ttl_metadata", "ttl_drift") > 0
+                && failures(&d, "ttl_metadata", "table_default_ttl") > 0
+        },
+    )
+    .await;
+    let drift = d.metrics().ttl_drift.with_label_values(&["scylla"]).get();
+    eprintln!(
+        "drift after ALTER: {drift} s; table default {}",
+        d.metrics().ttl_table_default.get()
+    );
+    assert!((drift - (3600.0 - 2_592_000.0)).abs() < 60.0, "{drift}");
+    assert_eq!(d.metrics().ttl_table_default.get(), 3600.0);
+    assert_eq!(
+        d.metrics()
+            .probe_success
+            .with_label_values(&["ttl_metadata"])
+            .get(),
+        0
+    );
+    token.cancel();
+    d.wait().await;
+    s.query_unpaged(format!("DROP KEYSPACE {keyspace}"), &[])
+        .await
+        .unwrap();
+}
+
+/// A row without TTL in the probe's stream, older than TTL + grace: `ttl_expiry` fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_expiry_fails_when_a_row_does_not_expire() {
+    let _stack = STACK_LOCK.read().await;
+    require_stack();
+    let keyspace = "chatload_it_probes_ttl";
+    let rest = format!(
+        "[traffic]\nwrite_rate = 10.0\nread_rate = 0.0\n{}",
+        probes_only(&["ttl_expiry"], "1s")
+    );
+    let (d, token) = start(keyspace, &rest).await;
+    wait_until("a healthy ttl_expiry run", Duration::from_secs(30), || {
+        runs(&d, "ttl_expiry", "ok") > 0
+    })
+    .await;
+
+    let ctx = d.probes().context().clone();
+    let written = chatload::probes::now_ms() - 60_000;
+    let stream = ttl_expiry::streams(&ctx, chatload::probes::now_ms())[0];
+    let s = session(keyspace).await;
+    s.query_unpaged(
+        format!(
+            "INSERT INTO {keyspace}.chat_messages (stream_id, timestamp, message_id, message_text) \
+             VALUES (?, ?, uuid(), 'never expires') USING TTL 0"
+        ),
+        (stream, CqlTimestamp(written)),
+    )
+    .await
+    .unwrap();
+    let (injected_ttl,) = query_first::<(Option<i32>,)>(
+        &s,
+        &format!(
+            "SELECT TTL(message_text) FROM {keyspace}.chat_messages WHERE stream_id = {stream} AND timestamp = {written}"
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(injected_ttl, None, "the injected row has no TTL");
+    wait_until(
+        "ttl_expiry to find the row",
+        Duration::from_secs(20),
+        || failures(&d, "ttl_expiry", "not_expired") > 0,
+    )
+    .await;
+    token.cancel();
+    d.wait().await;
+}
+
+/// The probe's cache entry deleted, then replaced by a stale one: `redis_cache` fails both times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cache_fails_when_the_entry_is_deleted_or_stale() {
+    let _stack = STACK_LOCK.read().await;
+    require_stack();
+    let keyspace = "chatload_it_probes_cache";
+    let rest = format!(
+        "[traffic]\nwrite_rate = 10.0\nread_rate = 0.0\n{}",
+        probes_only(&["redis_cache"], "1s")
+    );
+    let (d, token) = start(keyspace, &rest).await;
+    wait_until(
+        "two healthy redis_cache runs",
+        Duration::from_secs(30),
+        || runs(&d, "redis_cache", "ok") > 1,
+    )
+    .await;
+    let ctx = d.probes().context().clone();
+    let key = chatload::traffic::redis_ops::cache_key(keyspace, &redis_cache::stream(&ctx));
+    let mut r = redis().await;
+
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    wait_until(
+        "redis_cache to see the deleted entry",
+        Duration::from_secs(10),
+        || failures(&d, "redis_cache", "missing") > 0,
+    )
+    .await;
+
+    let ok_before = runs(&d, "redis_cache", "ok");
+    wait_until("a healthy run again", Duration::from_secs(10), || {
+        runs(&d, "redis_cache", "ok") > ok_before
+    })
+    .await;
+    let stale = format!(
+        r#"{{"message_id":"{}","stream_id":"{}","timestamp":1,"sender_id":"{}","sender_display_name":"x","message_type":"text","moderation_status":"approved","text":"stale"}}"#,
+        uuid::Uuid::new_v4(),
+        redis_cache::stream(&ctx),
+        uuid::Uuid::nil()
+    );
+    let _: () = redis::cmd("LPUSH")
+        .arg(&key)
+        .arg(stale)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    wait_until(
+        "redis_cache to see the stale entry",
+        Duration::from_secs(10),
+        || failures(&d, "redis_cache", "stale") > 0,
+    )
+    .await;
+    token.cancel();
+    d.wait().await;
+}
+
+/// PERSIST on the probe's key (its expiry removed): `redis_ttl` fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_ttl_fails_when_the_expiry_is_removed() {
+    let _stack = STACK_LOCK.read().await;
+    require_stack();
+    let keyspace = "chatload_it_probes_rttl";
+    let rest = format!(
+        "[traffic]\nwrite_rate = 10.0\nread_rate = 0.0\n{}",
+        probes_only(&["redis_ttl"], "3s")
+    );
+    let (d, token) = start(keyspace, &rest).await;
+    wait_until("a healthy redis_ttl run", Duration::from_secs(30), || {
+        runs(&d, "redis_ttl", "ok") > 0
+    })
+    .await;
+    let (long, _short) = redis_ttl::keys(&d.probes().context().clone());
+    let mut r = redis().await;
+    let removed: i64 = redis::cmd("PERSIST")
+        .arg(&long)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1, "the probe's key had an expiry to remove");
+    wait_until(
+        "redis_ttl to see the missing expiry",
+        Duration::from_secs(10),
+        || failures(&d, "redis_ttl", "no_expiry") > 0,
+    )
+    .await;
+    assert_eq!(
+        d.metrics()
+            .probe_success
+            .with_label_values(&["redis_ttl"])
+            .get(),
+        0
+    );
+    token.cancel();
+    d.wait().await;
+}
+
+async fn balance(keyspace: &str, distribution: &str) -> (Daemon, CancellationToken) {
+    let rest = format!(
+        "[traffic]\nwrite_rate = 2000.0\nread_rate = 0.0\nstreams = 20\nstream_distribution = \"{distribution}\"\n{}",
+        probes_only(&["partition_balance"], "2s").replace(
+            "[probes.partition_balance]\nenabled = true\ninterval = \"2s\"",
+            "[probes.partition_balance]\nenabled = true\ninterval = \"2s\"\nwindow = \"5s\"\nmin_rows_per_stream = 200"
+        )
+    );
+    start(keyspace, &rest).await
+}
+
+/// Uniform traffic passes `partition_balance`; Zipf-skewed traffic fails it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_balance_fails_on_zipf_traffic() {
+    let _stack = STACK_LOCK.read().await;
+    require_stack();
+    let (d, token) = balance("chatload_it_balance_uniform", "uniform").await;
+    tokio::time::sleep(Duration::from_secs(7)).await; // fill the 5 s window
+    let ok_before = runs(&d, "partition_balance", "ok");
+    wait_until("two judged uniform runs", Duration::from_secs(20), || {
+        runs(&d, "partition_balance", "ok") >= ok_before + 2
+    })
+    .await;
+    let uniform_cv = d.metrics().partition_balance_cv.get();
+    assert_eq!(
+        failures(&d, "partition_balance", "imbalance"),
+        0,
+        "uniform CV {uniform_cv}"
+    );
+    token.cancel();
+    d.wait().await;
+
+    let (d, token) = balance("chatload_it_balance_zipf", "zipf").await;
+    wait_until(
+        "partition_balance to flag the Zipf skew",
+        Duration::from_secs(30),
+        || failures(&d, "partition_balance", "imbalance") > 0,
+    )
+    .await;
+    let zipf_cv = d.metrics().partition_balance_cv.get();
+    eprintln!("partition balance CV: uniform {uniform_cv:.3}, zipf {zipf_cv:.3}");
+    assert!(
+        uniform_cv < 0.1 && zipf_cv > 0.5,
+        "uniform {uniform_cv}, zipf {zipf_cv}"
+    );
+    token.cancel();
+    d.wait().await;
+}
