@@ -709,7 +709,8 @@ mod tests {
     #[test]
     fn each_probe_slo_fails_on_its_own_breach() {
         let cfg = Config::default();
-        let cases: [(&str, fn(&mut Measured)); 7] = [
+        type Breach = fn(&mut Measured);
+        let cases: [(&str, Breach); 7] = [
             ("recent_50_p99", |m| {
                 m.probes
                     .insert("recent_50", probe(10, 0, 0.011, 0.02))
