@@ -11,6 +11,9 @@ Live checks (unless --offline): every target's expression, with the dashboard va
 run as an instant query against the Prometheus HTTP API and must return at least one series (and not only
 NaN). The variable queries (label_values(...)) must return values too.
 
+PromQL syntax (both modes, when `promtool` is on PATH): the substituted expressions are written as
+recording rules to a temporary file and checked with `promtool check rules`.
+
 Usage:
   scripts/check_dashboards.py [PROMETHEUS_URL]     # default http://127.0.0.1:9090
   scripts/check_dashboards.py --offline            # static checks only (no Prometheus needed)
@@ -24,7 +27,10 @@ import json
 import math
 import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -174,6 +180,31 @@ def static_check(path, dashboard, metric_names, histograms, seen_uids, res):
     return queries, variables
 
 
+def promtool_syntax(queries, job, res):
+    """Parse every substituted expression with `promtool check rules`; skipped without promtool."""
+    promtool = shutil.which("promtool")
+    if not promtool:
+        print("SKIP PromQL syntax: promtool not on PATH")
+        return
+    rules = [{"record": f"chatload:dashboard_check:{i}", "expr": substitute(expr, job)}
+             for i, (_, expr) in enumerate(queries)]
+    # JSON is valid YAML, so no YAML library is needed.
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+        json.dump({"groups": [{"name": "dashboard_check", "rules": rules}]}, f)
+    try:
+        out = subprocess.run([promtool, "check", "rules", f.name], capture_output=True, text=True)
+    finally:
+        os.unlink(f.name)
+    if out.returncode == 0:
+        print(f"OK   PromQL syntax of {len(rules)} expressions (promtool check rules)")
+        return
+    text = (out.stdout + out.stderr).strip()
+    res.fail("PromQL syntax (promtool check rules):\n     " + text.replace("\n", "\n     "))
+    for i, (title, expr) in enumerate(queries):
+        if f"\"chatload:dashboard_check:{i}\"" in text:
+            print(f"     rule {i} is {title!r}: {expr}")
+
+
 def prom_get(base, path, params):
     url = f"{base.rstrip('/')}{path}?{urllib.parse.urlencode(params, doseq=True)}"
     try:
@@ -256,6 +287,7 @@ def main():
         res.fail(f"no dashboards match {os.path.relpath(DASHBOARD_GLOB, ROOT)}")
     seen_uids = {}
     total = 0
+    all_queries = []
     for path in paths:
         rel = os.path.relpath(path, ROOT)
         try:
@@ -267,6 +299,7 @@ def main():
         before = res.failures
         queries, variables = static_check(path, dashboard, metric_names, histograms, seen_uids, res)
         total += len(queries)
+        all_queries += queries
         status = "OK  " if res.failures == before else "FAIL"
         print(f"{status} {rel}: uid={dashboard.get('uid')!r}, {len(queries)} queries, static checks")
         if args.offline:
@@ -276,6 +309,9 @@ def main():
                 live_variable(args.prometheus, name, variables[name], args.job, res)
         for title, expr in queries:
             live_query(args.prometheus, title, expr, args.job, res)
+
+    if all_queries:
+        promtool_syntax(all_queries, args.job, res)
 
     mode = "offline" if args.offline else f"live against {args.prometheus}"
     print(f"\n{len(paths)} dashboard(s), {total} queries, {mode}: "

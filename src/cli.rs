@@ -67,6 +67,12 @@ pub enum Command {
         #[command(subcommand)]
         action: SchemaAction,
     },
+    /// Generate monitoring artefacts from the config.
+    Generate {
+        /// `alerts`.
+        #[command(subcommand)]
+        what: GenerateWhat,
+    },
     /// Validate a config file.
     Config {
         /// `check`.
@@ -82,6 +88,18 @@ pub enum SchemaAction {
     Print,
     /// Create the keyspace and table if missing (never alters or drops anything). Exit 3 if unreachable.
     Apply,
+}
+
+/// `chatload generate …`
+#[derive(Debug, Subcommand)]
+pub enum GenerateWhat {
+    /// Prometheus recording and alerting rules derived from [slo], on stdout.
+    Alerts {
+        /// Where each alert's runbook_url points (the README's URL in your repository or wiki);
+        /// the alert's name is appended as an anchor.
+        #[arg(long, default_value = crate::alerts::DEFAULT_RUNBOOK_BASE)]
+        runbook_base: String,
+    },
 }
 
 /// `chatload config …`
@@ -101,6 +119,15 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Config {
             action: ConfigAction::Check { file },
         } => config_check(file.as_deref().or(cli.config.as_deref())),
+        Command::Generate {
+            what: GenerateWhat::Alerts { runbook_base },
+        } => match load(cli.config.as_deref()) {
+            Ok(c) => {
+                print!("{}", crate::alerts::generate(&c, &runbook_base));
+                EXIT_OK
+            }
+            Err(code) => code,
+        },
         Command::Schema { action } => match load(cli.config.as_deref()) {
             Ok(c) => match action {
                 SchemaAction::Print => {

@@ -4,6 +4,7 @@
 //! Modules:
 //! - [`cli`]: the command line (`run`, `check`, `schema`, `config check`) and exit codes;
 //! - [`check`]: the bounded run that judges the traffic against the SLOs (a pipeline gate);
+//! - [`alerts`]: Prometheus recording and alerting rules generated from the SLOs;
 //! - [`config`]: the TOML config, `CHATLOAD_*` environment overrides, validation with key paths;
 //! - [`daemon`]: starts and stops everything; [`daemon::run`] takes a shutdown token;
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz` and the status page (hyper 1);
@@ -16,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alerts;
 pub mod backend;
 pub mod check;
 pub mod cli;
