@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::http::{self, Health, HttpState};
 use crate::metrics::Metrics;
 use crate::probes::{ProbeContext, ProbeScheduler};
+use crate::status::StatusBoard;
 use crate::traffic::Traffic;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,7 +43,7 @@ pub struct Daemon {
     scylla: Arc<ScyllaBackend>,
     redis: RedisBackend,
     traffic: Traffic,
-    probes: ProbeScheduler,
+    probes: Arc<ProbeScheduler>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     drain_timeout: Duration,
@@ -65,11 +66,6 @@ impl Daemon {
         let scylla = Arc::new(ScyllaBackend::new(config.scylla.clone()));
 
         let tracker = TaskTracker::new();
-        let state = Arc::new(HttpState {
-            metrics: metrics.clone(),
-            health: health.clone(),
-        });
-        tracker.spawn(http::serve(listener, state, shutdown.child_token()));
         {
             let (scylla, metrics, token) =
                 (scylla.clone(), metrics.clone(), shutdown.child_token());
@@ -93,7 +89,23 @@ impl Daemon {
             redis.clone(),
             metrics.clone(),
         );
-        let probes = ProbeScheduler::start(Arc::new(probe_context), &tracker, shutdown.clone());
+        let probes = Arc::new(ProbeScheduler::start(
+            Arc::new(probe_context),
+            &tracker,
+            shutdown.clone(),
+        ));
+        let board = Arc::new(StatusBoard::new(
+            config.clone(),
+            metrics.clone(),
+            probes.clone(),
+        ));
+        tracker.spawn(board.clone().run_sampler(shutdown.child_token()));
+        let state = Arc::new(HttpState {
+            metrics: metrics.clone(),
+            health: health.clone(),
+            status: board,
+        });
+        tracker.spawn(http::serve(listener, state, shutdown.child_token()));
         tracker.close();
         health.beat();
         health.set_ready(true);

@@ -89,6 +89,8 @@ pub struct HttpState {
     pub metrics: Arc<Metrics>,
     /// Liveness and readiness.
     pub health: Arc<Health>,
+    /// The status page's data.
+    pub status: Arc<crate::status::StatusBoard>,
 }
 
 /// Accept connections on `listener` until `shutdown`, then let open requests finish
@@ -145,6 +147,7 @@ fn route(req: &Request<Incoming>, state: &HttpState) -> Response<Full<Bytes>> {
         "/healthz" => healthz,
         "/readyz" => readyz,
         "/" => index,
+        "/api/v1/status" => status_json,
         _ => return text(StatusCode::NOT_FOUND, "not found\n"),
     };
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -180,16 +183,14 @@ fn readyz(state: &HttpState) -> Response<Full<Bytes>> {
     }
 }
 
-fn index(_state: &HttpState) -> Response<Full<Bytes>> {
-    let body = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>chatload</title></head><body>\
-         <h1>chatload {}</h1><ul>\
-         <li><a href=\"/metrics\">/metrics</a></li>\
-         <li><a href=\"/healthz\">/healthz</a></li>\
-         <li><a href=\"/readyz\">/readyz</a></li></ul></body></html>\n",
-        env!("CARGO_PKG_VERSION")
-    );
+fn index(state: &HttpState) -> Response<Full<Bytes>> {
+    let body = crate::status::render_html(&state.status.status());
     response(StatusCode::OK, "text/html; charset=utf-8", body)
+}
+
+fn status_json(state: &HttpState) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec_pretty(&state.status.status()).expect("status serializes");
+    response(StatusCode::OK, "application/json", body)
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {

@@ -8,6 +8,7 @@
 //! - [`config`]: the TOML config, `CHATLOAD_*` environment overrides, validation with key paths;
 //! - [`daemon`]: starts and stops everything; [`daemon::run`] takes a shutdown token;
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz` and the status page (hyper 1);
+//! - [`status`]: the status page and `/api/v1/status`: SLOs, probes, backends, 15-minute charts;
 //! - [`metrics`]: every metric name, help text and bucket layout;
 //! - [`backend`]: the ScyllaDB session and Redis connection, and their health loops;
 //! - [`schema`]: the keyspace and `chat_messages` table, printed or applied;
@@ -28,6 +29,7 @@ pub mod logging;
 pub mod metrics;
 pub mod probes;
 pub mod schema;
+pub mod status;
 pub mod traffic;
 
 pub use config::Config;

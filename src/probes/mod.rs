@@ -254,6 +254,10 @@ impl ProbeContext {
         let session = self.session()?;
         self.statements
             .get_or_try_init(|| async {
+                // The traffic creates the schema too; whoever comes first wins (IF NOT EXISTS).
+                if self.cfg.scylla.create_schema {
+                    crate::schema::apply(&session, &self.cfg.scylla).await?;
+                }
                 ProbeStatements::prepare(&session, &self.cfg.scylla.keyspace)
                     .await
                     .map(Arc::new)

@@ -501,6 +501,19 @@ impl Engine {
             health: self.health,
             last_beat: None,
         };
+        // A healthy start waits for the statements (at most scylla.connect_timeout), so that the
+        // first operations are not counted unavailable just because the session was still opening.
+        // A database that is down shows as `unavailable` from then on.
+        let waited = Instant::now();
+        while self.shared.prepared().is_none()
+            && waited.elapsed() < self.cfg.scylla.connect_timeout.get()
+        {
+            dispatcher.health.beat();
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            }
+        }
         let pacer = Pacer::new(self.rates, Instant::now(), dispatcher);
         match timer::TimerFdSleeper::new() {
             Ok(mut precise) => drop(pacer.run(&mut precise, self.shutdown.clone()).await),

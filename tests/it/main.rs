@@ -9,4 +9,5 @@ mod cli;
 mod http;
 mod probes;
 mod stack;
+mod status;
 mod traffic;

@@ -201,8 +201,9 @@ async fn the_binary_serves_with_backends_down() {
         "chatload_it",
     );
     let mut chatload = Chatload::start(&text).await;
-    // Give the health loops a few rounds.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Give the health loops a few rounds, and the traffic its wait for a session
+    // (scylla.connect_timeout = 2 s) before it counts writes as unavailable.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let addr = chatload.addr;
     let (status, _, body) = http(addr, "GET", "/metrics").await;
     assert_eq!(status, 200);
