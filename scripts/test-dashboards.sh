@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+#
+# Every Grafana panel's query returns data from a live chatload: run chatload on 127.0.0.1:9742 (the
+# address the stack's Prometheus scrapes) with all probes every 5 s, let Prometheus scrape it for
+# $SCRAPE_SECONDS, then run every dashboard query through Prometheus' HTTP API
+# (scripts/check_dashboards.py lists them and fails on any error or empty result).
+# Bounded: chatload is stopped at the end (and killed by `timeout` in any case).
+
+set -euo pipefail
+cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
+SCRAPE_SECONDS=${SCRAPE_SECONDS:-75}
+BIN=${CHATLOAD_BIN:-target/debug/chatload}
+work=$(mktemp -d)
+cat >"$work/chatload.toml" <<CFG
+[http]
+listen = "127.0.0.1:9742"
+[scylla]
+keyspace = "chatload_dashboards"
+[redis]
+key_prefix = "chatload_dashboards"
+[traffic]
+write_rate = 200.0
+read_rate = 50.0
+[probes.ttl_metadata]
+interval = "5s"
+[probes.ttl_expiry]
+interval = "5s"
+timeout = "10s"
+[probes.recent_50]
+interval = "5s"
+[probes.range_5m]
+interval = "5s"
+[probes.pagination]
+interval = "5s"
+[probes.partition_balance]
+interval = "5s"
+window = "20s"
+[probes.redis_ttl]
+interval = "5s"
+[probes.redis_cache]
+interval = "5s"
+[probes.redis_pubsub]
+interval = "5s"
+CFG
+timeout $((SCRAPE_SECONDS + 60)) "$BIN" run --config "$work/chatload.toml" 2>"$work/chatload.log" &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+echo "chatload (pid $pid) serving 127.0.0.1:9742; letting Prometheus scrape it for ${SCRAPE_SECONDS}s"
+sleep "$SCRAPE_SECONDS"
+python3 scripts/check_dashboards.py
