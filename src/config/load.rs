@@ -15,6 +15,9 @@ use toml::{Table, Value};
 pub const ENV_PREFIX: &str = "CHATLOAD_";
 /// Separator between the parts of a key path in an environment variable name.
 pub const ENV_SEPARATOR: &str = "__";
+/// The pod's name (set from the Downward API in a StatefulSet); when `instance.index` is set neither
+/// in the file nor in the environment, its trailing ordinal (`chatload-2` → 2) is the index.
+pub const POD_NAME_ENV: &str = "CHATLOAD_POD_NAME";
 
 /// One problem with one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +106,9 @@ pub fn load_str(
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    let env_keys = apply_env(&mut tree, env);
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let mut env_keys = apply_env(&mut tree, env.iter().cloned());
+    index_from_pod_name(&mut tree, &env, &mut env_keys);
 
     let defaults = Value::try_from(Config::default()).expect("default config serializes");
     let mut leaves = Vec::new();
@@ -180,6 +185,32 @@ fn apply_env(
         origins.insert(key_path, name);
     }
     origins
+}
+
+/// Set `instance.index` from the ordinal of [`POD_NAME_ENV`] when nothing else sets it.
+fn index_from_pod_name(
+    tree: &mut Table,
+    env: &[(String, String)],
+    origins: &mut BTreeMap<Vec<String>, String>,
+) {
+    let set = tree
+        .get("instance")
+        .and_then(Value::as_table)
+        .is_some_and(|t| t.contains_key("index"));
+    if set {
+        return;
+    }
+    let Some((_, pod)) = env.iter().find(|(k, _)| k == POD_NAME_ENV) else {
+        return;
+    };
+    let ordinal = pod.rsplit_once('-').map_or(pod.as_str(), |(_, n)| n);
+    let key = vec!["instance".to_string(), "index".to_string()];
+    // Not a number: leave it to validation to name the variable.
+    let value = ordinal
+        .parse::<i64>()
+        .map_or_else(|_| Value::String(pod.clone()), Value::Integer);
+    set_path(tree, &key, value);
+    origins.insert(key, POD_NAME_ENV.to_string());
 }
 
 fn parse_env_value(raw: &str) -> Value {
@@ -424,6 +455,37 @@ mod tests {
         assert_eq!(c.slo.write_p99.get(), std::time::Duration::from_micros(1));
         assert_eq!(c.scylla.keyspace, "chat_2");
         assert_eq!(c.redis.url, "redis://cache:6380");
+    }
+
+    #[test]
+    fn instance_index_comes_from_the_pod_ordinal_unless_set() {
+        fn pod(name: &'static str) -> (&'static str, &'static str) {
+            ("CHATLOAD_POD_NAME", name)
+        }
+        let c = load_env("[instance]\ncount = 3\n", &[pod("chatload-2")]).unwrap();
+        assert_eq!(c.instance.index, 2);
+        // The file wins, and so does CHATLOAD_INSTANCE__INDEX.
+        let c = load_env("[instance]\ncount = 3\nindex = 1\n", &[pod("chatload-2")]).unwrap();
+        assert_eq!(c.instance.index, 1);
+        let c = load_env(
+            "[instance]\ncount = 3\n",
+            &[pod("chatload-2"), ("CHATLOAD_INSTANCE__INDEX", "0")],
+        )
+        .unwrap();
+        assert_eq!(c.instance.index, 0);
+        // An ordinal beyond the count, or no ordinal at all, names the variable.
+        let errs = errors("[instance]\ncount = 2\n", &[pod("chatload-5")]);
+        assert!(
+            errs[0].starts_with("instance.index (from $CHATLOAD_POD_NAME): must be less"),
+            "{errs:?}"
+        );
+        let errs = errors("", &[pod("chatload-web")]);
+        assert!(
+            errs[0].starts_with("instance.index (from $CHATLOAD_POD_NAME): invalid type"),
+            "{errs:?}"
+        );
+        // Without the variable: the default, 0.
+        assert_eq!(load_env("", &[]).unwrap().instance.index, 0);
     }
 
     #[test]

@@ -587,7 +587,8 @@ impl Default for SloConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InstanceConfig {
-    /// This instance's index, `0 ..= count - 1` (a StatefulSet ordinal, for example).
+    /// This instance's index, `0 ..= count - 1`. Unset: the trailing ordinal of `$CHATLOAD_POD_NAME`
+    /// (a StatefulSet pod `chatload-2` is index 2), else 0.
     pub index: u32,
     /// Number of instances sharing the traffic.
     pub count: u32,

@@ -155,11 +155,17 @@ impl Chatload {
     /// Start `chatload run` with `config` (its `127.0.0.1:0` listen address is replaced by a free port)
     /// and wait until it serves HTTP.
     pub async fn start(config: &str) -> Self {
+        Self::start_with_env(config, &[]).await
+    }
+
+    /// [`Chatload::start`] with extra environment variables.
+    pub async fn start_with_env(config: &str, env: &[(&str, &str)]) -> Self {
         let port = closed_port();
         let text = config.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
         let f = config_file(&text);
         let child = bin()
             .args(["run", "--config", f.path().to_str().unwrap()])
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

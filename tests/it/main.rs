@@ -8,6 +8,7 @@ mod common;
 mod cli;
 mod http;
 mod probes;
+mod scaleout;
 mod stack;
 mod status;
 mod traffic;
