@@ -457,6 +457,83 @@ mod tests {
         assert_eq!(c.redis.url, "redis://cache:6380");
     }
 
+    mod never_panics {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Values of every TOML type, including ones no key accepts.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<i64>().prop_map(|v| v.to_string()),
+                any::<f64>().prop_map(|v| format!("{v:?}")),
+                any::<bool>().prop_map(|v| v.to_string()),
+                "[a-z0-9 ._:/@-]{0,24}".prop_map(|s| format!("{s:?}")),
+                Just("[]".to_string()),
+                Just("[\"127.0.0.1:9042\", 5]".to_string()),
+                Just("{ a = 1 }".to_string()),
+                Just("\"-5s\"".to_string()),
+                Just("1e400".to_string()),
+                Just("nan".to_string()),
+                Just("-inf".to_string()),
+            ]
+        }
+
+        /// Real key paths (and a few that are not) with arbitrary values.
+        fn document() -> impl Strategy<Value = String> {
+            let defaults = toml::to_string(&Config::default()).unwrap();
+            let mut keys: Vec<(String, String)> = vec![];
+            let mut section = String::new();
+            for line in defaults.lines() {
+                if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                    section = s.to_string();
+                } else if let Some((k, _)) = line.split_once(" = ") {
+                    keys.push((section.clone(), k.to_string()));
+                }
+            }
+            keys.push(("bogus".into(), "x".into()));
+            keys.push(("probes.nope".into(), "interval".into()));
+            let keys = Just(keys);
+            (
+                keys,
+                proptest::collection::vec((any::<prop::sample::Index>(), value()), 0..12),
+            )
+                .prop_map(|(keys, picks)| {
+                    let mut doc = String::new();
+                    for (i, v) in picks {
+                        let (section, key) = i.get(&keys);
+                        doc.push_str(&format!("[{section}]\n{key} = {v}\n"));
+                    }
+                    doc
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Any mix of real keys and wrong values: an Ok config that validates, or errors with
+            /// key paths — never a panic.
+            #[test]
+            fn structured_garbage(doc in document()) {
+                match load_str(&doc, Path::new("fuzz.toml"), []) {
+                    Ok(c) => prop_assert!(c.validate().is_empty()),
+                    Err(ConfigError::Invalid { errors, .. }) => {
+                        prop_assert!(!errors.is_empty());
+                        prop_assert!(errors.iter().all(|e| !e.key.is_empty() && !e.message.is_empty()));
+                    }
+                    Err(ConfigError::Syntax { .. }) => {} // e.g. a table given twice
+                    Err(e) => prop_assert!(false, "unexpected error {e}"),
+                }
+            }
+
+            /// Arbitrary bytes (as text) and arbitrary environment overrides never panic either.
+            #[test]
+            fn arbitrary_text_and_env(text in "\\PC{0,200}", key in "[A-Z_]{1,20}", val in "\\PC{0,20}") {
+                let env = [(format!("CHATLOAD_TRAFFIC__{key}"), val), ("CHATLOAD_A__B__C".into(), "1".into())];
+                let _ = load_str(&text, Path::new("fuzz.toml"), env);
+            }
+        }
+    }
+
     #[test]
     fn instance_index_comes_from_the_pod_ordinal_unless_set() {
         fn pod(name: &'static str) -> (&'static str, &'static str) {
