@@ -139,7 +139,13 @@ pub fn execute(cli: Cli) -> ExitCode {
             Err(code) => code,
         },
         Command::Run => match load(cli.config.as_deref()) {
-            Ok(c) => with_runtime(&c, run_daemon(c.clone())),
+            Ok(c) => {
+                let source = match &cli.config {
+                    Some(p) => crate::reload::ConfigSource::File(p.clone()),
+                    None => crate::reload::ConfigSource::Defaults,
+                };
+                with_runtime(&c, run_daemon(c.clone(), source))
+            }
             Err(code) => code,
         },
         Command::Check {
@@ -210,10 +216,10 @@ fn with_runtime(cfg: &Config, fut: impl Future<Output = u8>) -> u8 {
     }
 }
 
-async fn run_daemon(cfg: Config) -> u8 {
+async fn run_daemon(cfg: Config, source: crate::reload::ConfigSource) -> u8 {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signals(shutdown.clone()));
-    match crate::daemon::run(cfg, shutdown).await {
+    match crate::daemon::run(cfg, source, shutdown).await {
         Ok(()) => EXIT_OK,
         Err(e) => {
             error!(error = %e, "chatload could not start");

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::http::{self, Health, HttpState};
 use crate::metrics::Metrics;
 use crate::probes::{ProbeContext, ProbeScheduler};
+use crate::reload::{ConfigSource, Reloader};
 use crate::status::StatusBoard;
 use crate::traffic::Traffic;
 use std::net::SocketAddr;
@@ -42,8 +43,9 @@ pub struct Daemon {
     metrics: Arc<Metrics>,
     scylla: Arc<ScyllaBackend>,
     redis: RedisBackend,
-    traffic: Traffic,
+    traffic: Arc<Traffic>,
     probes: Arc<ProbeScheduler>,
+    reloader: Arc<Reloader>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     drain_timeout: Duration,
@@ -53,6 +55,15 @@ impl Daemon {
     /// Bind the HTTP listener, start every task, and return once chatload is ready.
     /// Backends need not be reachable. Cancelling `shutdown` stops everything; see [`Daemon::wait`].
     pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Self, StartError> {
+        Self::start_with_source(config, ConfigSource::Fixed, shutdown).await
+    }
+
+    /// [`Daemon::start`], with where a reload (SIGHUP, `POST /-/reload`) reads the config from.
+    pub async fn start_with_source(
+        config: Config,
+        source: ConfigSource,
+        shutdown: CancellationToken,
+    ) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
         let health = Arc::new(Health::default());
         let addr = config.http.listen;
@@ -83,6 +94,7 @@ impl Daemon {
             shutdown.clone(),
         )
         .map_err(StartError::Pacer)?;
+        let traffic = Arc::new(traffic);
         let probe_context = ProbeContext::new(
             config.clone(),
             scylla.clone(),
@@ -100,10 +112,19 @@ impl Daemon {
             probes.clone(),
         ));
         tracker.spawn(board.clone().run_sampler(shutdown.child_token()));
+        let reloader = Arc::new(Reloader::new(
+            source,
+            config.clone(),
+            traffic.clone(),
+            probes.clone(),
+            board.clone(),
+            metrics.clone(),
+        ));
         let state = Arc::new(HttpState {
             metrics: metrics.clone(),
             health: health.clone(),
             status: board,
+            reloader: reloader.clone(),
         });
         tracker.spawn(http::serve(listener, state, shutdown.child_token()));
         tracker.close();
@@ -118,6 +139,7 @@ impl Daemon {
             redis,
             traffic,
             probes,
+            reloader,
             tracker,
             shutdown,
             drain_timeout: config.traffic.drain_timeout.get(),
@@ -149,6 +171,11 @@ impl Daemon {
         &self.traffic
     }
 
+    /// Reloads the configuration.
+    pub fn reloader(&self) -> &Arc<Reloader> {
+        &self.reloader
+    }
+
     /// The probes.
     pub fn probes(&self) -> &ProbeScheduler {
         &self.probes
@@ -170,8 +197,30 @@ impl Daemon {
     }
 }
 
-/// Run the daemon until `shutdown` is cancelled.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
-    Daemon::start(config, shutdown).await?.wait().await;
+/// Run the daemon until `shutdown` is cancelled; SIGHUP reloads the configuration from `source`.
+pub async fn run(
+    config: Config,
+    source: ConfigSource,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let daemon = Daemon::start_with_source(config, source, shutdown.clone()).await?;
+    let reloader = daemon.reloader().clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            warn!("could not install the SIGHUP handler; use POST /-/reload");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = hup.recv() => {
+                    info!("SIGHUP: reloading the configuration");
+                    let _ = reloader.reload();
+                }
+            }
+        }
+    });
+    daemon.wait().await;
     Ok(())
 }

@@ -91,6 +91,8 @@ pub struct HttpState {
     pub health: Arc<Health>,
     /// The status page's data.
     pub status: Arc<crate::status::StatusBoard>,
+    /// Reloads the configuration (`POST /-/reload`).
+    pub reloader: Arc<crate::reload::Reloader>,
 }
 
 /// Accept connections on `listener` until `shutdown`, then let open requests finish
@@ -142,6 +144,31 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: Cance
 }
 
 fn route(req: &Request<Incoming>, state: &HttpState) -> Response<Full<Bytes>> {
+    if req.uri().path() == "/-/reload" {
+        if req.method() != Method::POST {
+            let mut r = text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed: POST to reload\n",
+            );
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
+            return r;
+        }
+        return match state.reloader.reload() {
+            Ok(applied) if applied.need_restart.is_empty() => text(StatusCode::OK, "reloaded\n"),
+            Ok(applied) => text(
+                StatusCode::OK,
+                format!(
+                    "reloaded; these keys changed but need a restart (running values kept): {}\n",
+                    applied.need_restart.join(", ")
+                ),
+            ),
+            Err(e) => text(
+                StatusCode::BAD_REQUEST,
+                format!("rejected; the running configuration stays\n{e}\n"),
+            ),
+        };
+    }
     let handler: fn(&HttpState) -> Response<Full<Bytes>> = match req.uri().path() {
         "/metrics" => metrics,
         "/healthz" => healthz,

@@ -14,6 +14,7 @@
 //! - [`schema`]: the keyspace and `chat_messages` table, printed or applied;
 //! - [`traffic`]: the open-loop pacer and the chat workload it drives into ScyllaDB and Redis;
 //! - [`probes`]: scheduled TTL, query, pagination, balance and Redis checks, each an SLI;
+//! - [`reload`]: SIGHUP and `POST /-/reload` swap in a new configuration;
 //! - [`logging`]: `tracing` output as text or JSON.
 
 #![warn(missing_docs)]
@@ -28,6 +29,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod probes;
+pub mod reload;
 pub mod schema;
 pub mod status;
 pub mod traffic;

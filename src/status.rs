@@ -71,7 +71,7 @@ pub struct Status {
 
 /// Keeps the samples and builds [`Status`].
 pub struct StatusBoard {
-    cfg: Config,
+    cfg: Mutex<Arc<Config>>,
     metrics: Arc<Metrics>,
     probes: Arc<ProbeScheduler>,
     started: Instant,
@@ -82,12 +82,21 @@ impl StatusBoard {
     /// A board over `metrics` and `probes`.
     pub fn new(cfg: Config, metrics: Arc<Metrics>, probes: Arc<ProbeScheduler>) -> Self {
         Self {
-            cfg,
+            cfg: Mutex::new(Arc::new(cfg)),
             metrics,
             probes,
             started: Instant::now(),
             samples: Mutex::new(VecDeque::with_capacity(KEEP + 1)),
         }
+    }
+
+    /// Judge against a reloaded configuration from now on.
+    pub fn set_cfg(&self, cfg: Config) {
+        *self.cfg.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
+    }
+
+    fn cfg(&self) -> Arc<Config> {
+        self.cfg.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Sample every [`SAMPLE_EVERY`] until `shutdown`.
@@ -163,6 +172,7 @@ impl StatusBoard {
         }
         let measured = self.measured(&samples);
         let seconds = window_seconds(&samples);
+        let cfg = self.cfg();
         let m = &self.metrics;
         let backends_up = ["scylla", "redis"]
             .iter()
@@ -176,14 +186,14 @@ impl StatusBoard {
         Status {
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: self.started.elapsed().as_secs_f64(),
-            instance: (self.cfg.instance.index, self.cfg.instance.count),
+            instance: (cfg.instance.index, cfg.instance.count),
             backends_up,
             backends: m.backend_descriptions(),
             target_rates: (
-                crate::traffic::instance_rate(self.cfg.traffic.write_rate, &self.cfg),
-                crate::traffic::instance_rate(self.cfg.traffic.read_rate, &self.cfg),
+                crate::traffic::instance_rate(cfg.traffic.write_rate, &cfg),
+                crate::traffic::instance_rate(cfg.traffic.read_rate, &cfg),
             ),
-            slos: evaluate(&self.cfg, &measured, seconds),
+            slos: evaluate(&cfg, &measured, seconds),
             probes: measured.probes,
             write_rate,
             write_p99,

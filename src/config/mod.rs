@@ -614,6 +614,16 @@ impl Config {
         c
     }
 
+    /// A stable 48-bit hash of the effective configuration (secrets redacted, so the hash reveals
+    /// nothing about them), for `chatload_config_hash`.
+    pub fn hash(&self) -> u64 {
+        let text = self.to_redacted_toml();
+        let h = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        h & 0xffff_ffff_ffff // exact in a float gauge
+    }
+
     /// The effective configuration as TOML, secrets redacted.
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(&self.redacted()).expect("config always serializes to TOML")

@@ -208,8 +208,8 @@ impl ProbeStatements {
 
 /// What probes share: the config, the control-plane backends, metrics, and this process's probe id.
 pub struct ProbeContext {
-    /// The configuration.
-    pub cfg: Config,
+    /// The configuration (swapped whole on reload; read it with [`ProbeContext::cfg`]).
+    cfg: std::sync::RwLock<Arc<Config>>,
     /// The ScyllaDB session of the control plane (shared with the health check).
     pub scylla: Arc<ScyllaBackend>,
     /// The Redis connection of the control plane.
@@ -231,7 +231,7 @@ impl ProbeContext {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            cfg,
+            cfg: std::sync::RwLock::new(Arc::new(cfg)),
             scylla,
             redis,
             metrics,
@@ -242,6 +242,16 @@ impl ProbeContext {
                 display_name: "chatload probe".into(),
             }),
         }
+    }
+
+    /// The current configuration.
+    pub fn cfg(&self) -> Arc<Config> {
+        self.cfg.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Swap in a reloaded configuration: schedules, timeouts and SLOs apply from the next run.
+    pub fn set_cfg(&self, cfg: Config) {
+        *self.cfg.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
     }
 
     /// The session, or [`ProbeError::NoSession`].
@@ -255,10 +265,10 @@ impl ProbeContext {
         self.statements
             .get_or_try_init(|| async {
                 // The traffic creates the schema too; whoever comes first wins (IF NOT EXISTS).
-                if self.cfg.scylla.create_schema {
-                    crate::schema::apply(&session, &self.cfg.scylla).await?;
+                if self.cfg().scylla.create_schema {
+                    crate::schema::apply(&session, &self.cfg().scylla).await?;
                 }
-                ProbeStatements::prepare(&session, &self.cfg.scylla.keyspace)
+                ProbeStatements::prepare(&session, &self.cfg().scylla.keyspace)
                     .await
                     .map(Arc::new)
             })
@@ -268,7 +278,7 @@ impl ProbeContext {
 
     /// The stream `probe` writes to; `generation` rotates it (per hour, per seeding, …).
     pub fn stream(&self, probe: &str, generation: u32) -> Uuid {
-        probe_stream(self.run_id, self.cfg.instance.index, probe, generation)
+        probe_stream(self.run_id, self.cfg().instance.index, probe, generation)
     }
 
     /// A probe message in `stream` at `timestamp_ms`.
@@ -357,9 +367,8 @@ impl ProbeScheduler {
             m.ttl_observed.with_label_values(&[backend]);
             m.ttl_drift.with_label_values(&[backend]);
         }
-        let schedules: BTreeMap<&str, ProbeConfig> = ctx.cfg.probes.iter().collect();
         let mut states = BTreeMap::new();
-        for probe in all(&ctx.cfg) {
+        for probe in all(&ctx.cfg()) {
             let name = probe.name();
             m.probe_success.with_label_values(&[name]).set(0);
             for o in OUTCOMES {
@@ -374,19 +383,8 @@ impl ProbeScheduler {
                 ..Default::default()
             }));
             states.insert(name, state.clone());
-            let schedule = schedules
-                .get(name)
-                .cloned()
-                .expect("every probe has a [probes] table");
-            if schedule.enabled {
-                tracker.spawn(run_loop(
-                    probe,
-                    schedule,
-                    ctx.clone(),
-                    state,
-                    shutdown.child_token(),
-                ));
-            }
+            // Disabled probes have a loop too, idle until a reload enables them.
+            tracker.spawn(run_loop(probe, ctx.clone(), state, shutdown.child_token()));
         }
         Self { ctx, states }
     }
@@ -436,9 +434,21 @@ impl ProbeScheduler {
     }
 }
 
+/// The probe's current `[probes.<name>]` settings (they change on reload).
+fn schedule_of(ctx: &ProbeContext, name: &str) -> ProbeConfig {
+    ctx.cfg()
+        .probes
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, p)| p)
+        .expect("every probe has a [probes] table")
+}
+
+/// How often an idle (disabled) probe looks whether a reload enabled it.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
 async fn run_loop(
     probe: Arc<dyn Probe>,
-    schedule: ProbeConfig,
     ctx: Arc<ProbeContext>,
     state: Arc<Mutex<ProbeState>>,
     shutdown: CancellationToken,
@@ -454,6 +464,14 @@ async fn run_loop(
             rand::rng().random_range(Duration::ZERO..=j)
         }
     };
+    // Idle while disabled.
+    while !schedule_of(&ctx, name).enabled {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(IDLE_CHECK) => {}
+        }
+    }
+    let schedule = schedule_of(&ctx, name);
     // The first run soon after start, spread by the jitter; not before the database has answered
     // (for at most one interval), so that a fresh start does not count as a probe error.
     if probe.needs_scylla() {
@@ -469,6 +487,11 @@ async fn run_loop(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep_until(next) => {}
+        }
+        let schedule = schedule_of(&ctx, name);
+        if !schedule.enabled {
+            next = Instant::now() + IDLE_CHECK;
+            continue;
         }
         let started = Instant::now();
         let result = tokio::time::timeout(schedule.timeout.get(), probe.run(&ctx)).await;

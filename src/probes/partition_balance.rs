@@ -48,11 +48,11 @@ impl Probe for PartitionBalance {
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>> {
         Box::pin(async move {
-            let cfg = &ctx.cfg.probes.partition_balance;
+            let cfg = &ctx.cfg().probes.partition_balance;
             let session = ctx.session()?;
             let st = ctx.statements().await?;
             let since = CqlTimestamp(now_ms() - cfg.window.get().as_millis() as i64);
-            let streams = owned_streams(ctx.cfg.traffic.streams, &ctx.cfg.instance);
+            let streams = owned_streams(ctx.cfg().traffic.streams, &ctx.cfg().instance);
             let (counts, took) = timed(
                 futures::stream::iter(streams)
                     .map(|s| {
@@ -85,7 +85,7 @@ impl Probe for PartitionBalance {
             if mean >= f64::from(cfg.min_rows_per_stream) {
                 v.fail(
                     "imbalance",
-                    u64::from(cv > ctx.cfg.slo.partition_balance_cv),
+                    u64::from(cv > ctx.cfg().slo.partition_balance_cv),
                 );
             }
             Ok(v)

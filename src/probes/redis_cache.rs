@@ -25,7 +25,7 @@ pub fn stream(ctx: &ProbeContext) -> Uuid {
 /// (missing, stale) between the newest cache entry and the newest row.
 async fn compare(ctx: &ProbeContext, v: &mut Verdict) -> Result<(), ProbeError> {
     let stream = stream(ctx);
-    let key = cache_key(&ctx.cfg.redis.key_prefix, &stream);
+    let key = cache_key(&ctx.cfg().redis.key_prefix, &stream);
     let (found, took) = timed(async {
         let entry: Option<String> = ctx
             .redis
@@ -91,9 +91,9 @@ impl Probe for RedisCache {
             let side = RedisSide {
                 cache: true,
                 pubsub: false,
-                cache_length: ctx.cfg.redis.cache_length,
+                cache_length: ctx.cfg().redis.cache_length,
                 cache_ttl_ms: u64::from(PROBE_ROW_TTL) * 1000,
-                key_prefix: ctx.cfg.redis.key_prefix.clone(),
+                key_prefix: ctx.cfg().redis.key_prefix.clone(),
             };
             let mut conn = ctx.redis.connection();
             side.pipeline(std::slice::from_ref(&m))

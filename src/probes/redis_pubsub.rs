@@ -30,7 +30,9 @@ impl RedisPubsub {
 pub fn channel(ctx: &ProbeContext) -> String {
     format!(
         "{}:probe:{}:{:08x}:pubsub",
-        ctx.cfg.redis.key_prefix, ctx.cfg.instance.index, ctx.run_id
+        ctx.cfg().redis.key_prefix,
+        ctx.cfg().instance.index,
+        ctx.run_id
     )
 }
 
@@ -72,7 +74,7 @@ impl Probe for RedisPubsub {
             }
             let stream = guard.as_mut().expect("just subscribed");
 
-            let n = ctx.cfg.probes.redis_pubsub.messages;
+            let n = ctx.cfg().probes.redis_pubsub.messages;
             let run = rand::random::<u32>();
             let mut sent: HashMap<String, Instant> = HashMap::with_capacity(n as usize);
             for seq in 0..n {
@@ -85,7 +87,8 @@ impl Probe for RedisPubsub {
             }
             let mut v = Verdict::default();
             // Leave a little of the run's timeout for the bookkeeping.
-            let deadline = Instant::now() + ctx.cfg.probes.redis_pubsub.timeout.get().mul_f64(0.8);
+            let deadline =
+                Instant::now() + ctx.cfg().probes.redis_pubsub.timeout.get().mul_f64(0.8);
             while !sent.is_empty() {
                 let msg = tokio::select! {
                     m = stream.next() => m,

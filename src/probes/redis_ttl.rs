@@ -24,7 +24,9 @@ pub struct RedisTtl {
 pub fn keys(ctx: &ProbeContext) -> (String, String) {
     let base = format!(
         "{}:probe:{}:{:08x}:ttl",
-        ctx.cfg.redis.key_prefix, ctx.cfg.instance.index, ctx.run_id
+        ctx.cfg().redis.key_prefix,
+        ctx.cfg().instance.index,
+        ctx.run_id
     );
     (format!("{base}:long"), format!("{base}:short"))
 }

@@ -38,7 +38,7 @@ impl Probe for TtlExpiry {
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>> {
         Box::pin(async move {
-            let cfg = &ctx.cfg.probes.ttl_expiry;
+            let cfg = &ctx.cfg().probes.ttl_expiry;
             let (ttl, grace) = (cfg.ttl.get(), cfg.grace.get());
             let written_at = now_ms();
             let m = ctx.message(

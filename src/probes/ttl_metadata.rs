@@ -27,9 +27,9 @@ impl Probe for TtlMetadata {
         Box::pin(async move {
             let session = ctx.session()?;
             let st = ctx.statements().await?;
-            let ks = &ctx.cfg.scylla.keyspace;
-            let expected = ctx.cfg.scylla.default_ttl.get().as_secs_f64();
-            let tolerance = ctx.cfg.slo.ttl_tolerance.get().as_secs_f64();
+            let ks = &ctx.cfg().scylla.keyspace;
+            let expected = ctx.cfg().scylla.default_ttl.get().as_secs_f64();
+            let tolerance = ctx.cfg().slo.ttl_tolerance.get().as_secs_f64();
             let mut v = Verdict::default();
 
             let table = crate::schema::describe_table(&session, ks)

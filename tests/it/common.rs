@@ -82,7 +82,7 @@ pub fn config_with(scylla: &str, redis: &str, keyspace: &str, rest: &str) -> Str
     )
 }
 
-/// A tiny HTTP/1.1 GET (or other method): returns status, headers and body.
+/// A tiny HTTP/1.1 request with any method: returns status, headers and body.
 pub async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
@@ -148,7 +148,8 @@ pub struct Chatload {
     pub child: std::process::Child,
     /// Its HTTP endpoints.
     pub addr: SocketAddr,
-    _config: tempfile::NamedTempFile,
+    /// Its config file (rewrite it, then reload).
+    pub config: tempfile::NamedTempFile,
 }
 
 impl Chatload {
@@ -182,7 +183,7 @@ impl Chatload {
         Self {
             child,
             addr,
-            _config: f,
+            config: f,
         }
     }
 

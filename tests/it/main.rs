@@ -8,6 +8,7 @@ mod common;
 mod cli;
 mod http;
 mod probes;
+mod reload;
 mod scaleout;
 mod stack;
 mod status;
