@@ -95,3 +95,64 @@ async fn metrics_scrape_is_parseable_text_format() {
     token.cancel();
     d.wait().await;
 }
+
+/// Oversized request heads are refused (431), a client that never finishes its headers is cut off
+/// after the header timeout, and a burst of malformed requests leaves the server serving.
+#[tokio::test]
+async fn hostile_clients_do_not_hurt_the_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (d, token) = start_unreachable().await;
+    let addr = d.http_addr();
+
+    // 64 KiB of headers (the limit is 16 KiB).
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let big = format!(
+        "GET /metrics HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let _ = s.write_all(big.as_bytes()).await;
+    let mut buf = vec![0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 431"), "{head:?}");
+
+    // Malformed requests of every kind: the server answers 400 or closes, and keeps serving.
+    let garbage: [&[u8]; 6] = [
+        b"\x00\x01\x02\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"GET /%%%% HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 999999999\r\n\r\nabc",
+        b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ];
+    for g in garbage {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _ = s.write_all(g).await;
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut sink)).await;
+    }
+    assert_eq!(http(addr, "GET", "/healthz").await.0, 200);
+
+    // A slow client: connects, sends half a request line, then nothing. Cut off by the header timeout.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /metr").await.unwrap();
+    let t = Instant::now();
+    let mut sink = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), slow.read_to_end(&mut sink)).await;
+    assert!(
+        closed.is_ok(),
+        "the slow client was not disconnected within 20 s"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_secs(9),
+        "closed too early: {:?}",
+        t.elapsed()
+    );
+    eprintln!("slow client disconnected after {:?}", t.elapsed());
+    assert_eq!(http(addr, "GET", "/healthz").await.0, 200);
+    token.cancel();
+    d.wait().await;
+}
