@@ -12,6 +12,37 @@ use std::fmt::Write as _;
 
 /// The table's name inside the keyspace.
 pub const TABLE: &str = "chat_messages";
+/// The marker table chatload creates with a keyspace of its own: its presence says "chatload's".
+pub const OWNER_TABLE: &str = "chatload_owner";
+
+/// `CREATE TABLE IF NOT EXISTS <keyspace>.chatload_owner …`.
+pub fn owner_table_cql(keyspace: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {keyspace}.{OWNER_TABLE} (owner text PRIMARY KEY, created_at timestamp, version text)"
+    )
+}
+
+async fn table_exists(session: &Session, keyspace: &str, table: &str) -> Result<bool, ScyllaError> {
+    let cql = format!(
+        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = '{keyspace}' AND table_name = '{table}'"
+    );
+    Ok(query_first::<(String,)>(session, &cql).await?.is_some())
+}
+
+/// Refuse a keyspace that exists without chatload's marker, unless `allow_existing_keyspace`.
+/// A keyspace that does not exist (yet) passes: chatload will create it, with the marker.
+pub async fn guard(session: &Session, cfg: &ScyllaConfig) -> Result<(), ScyllaError> {
+    if cfg.allow_existing_keyspace || !keyspace_exists(session, &cfg.keyspace).await? {
+        return Ok(());
+    }
+    if table_exists(session, &cfg.keyspace, OWNER_TABLE).await? {
+        Ok(())
+    } else {
+        Err(ScyllaError::NotOurKeyspace {
+            keyspace: cfg.keyspace.clone(),
+        })
+    }
+}
 
 /// `CREATE KEYSPACE IF NOT EXISTS …` with the configured replication.
 pub fn keyspace_cql(cfg: &ScyllaConfig) -> String {
@@ -161,8 +192,22 @@ pub struct ApplyReport {
 /// Create the keyspace and table if missing; never alter or drop. Idempotent.
 pub async fn apply(session: &Session, cfg: &ScyllaConfig) -> Result<ApplyReport, ScyllaError> {
     let had_keyspace = keyspace_exists(session, &cfg.keyspace).await?;
+    if had_keyspace {
+        guard(session, cfg).await?;
+    }
     let had_table = had_keyspace && describe_table(session, &cfg.keyspace).await?.is_some();
-    for cql in [keyspace_cql(cfg), table_cql(cfg)] {
+    let mut statements = vec![keyspace_cql(cfg)];
+    if !had_keyspace {
+        // Ours: mark it before anything else goes in.
+        statements.push(owner_table_cql(&cfg.keyspace));
+        statements.push(format!(
+            "INSERT INTO {}.{OWNER_TABLE} (owner, created_at, version) VALUES ('chatload', toTimestamp(now()), '{}')",
+            cfg.keyspace,
+            env!("CARGO_PKG_VERSION")
+        ));
+    }
+    statements.push(table_cql(cfg));
+    for cql in statements {
         session
             .query_unpaged(cql.as_str(), &[])
             .await

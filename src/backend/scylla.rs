@@ -53,6 +53,15 @@ pub enum ScyllaError {
         /// What was wrong.
         message: String,
     },
+    /// The keyspace exists but is not chatload's.
+    #[error(
+        "refusing to write into keyspace {keyspace}: it exists but was not created by chatload (it has no \
+         chatload_owner table); choose another scylla.keyspace, or set scylla.allow_existing_keyspace = true"
+    )]
+    NotOurKeyspace {
+        /// The keyspace.
+        keyspace: String,
+    },
     /// `scylla.password_file` could not be read.
     #[error("failed to read scylla.password_file: {0}")]
     Password(std::io::Error),

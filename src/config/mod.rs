@@ -115,6 +115,9 @@ pub struct ScyllaConfig {
     /// Create the keyspace and table when chatload connects and they are missing (`CREATE … IF NOT
     /// EXISTS`, as `chatload schema apply` does; never alters or drops). Off: they must exist already.
     pub create_schema: bool,
+    /// Write into a keyspace that exists but was not created by chatload (it has no `chatload_owner`
+    /// table). Off by default, so that a typo in `keyspace` never writes into someone else's data.
+    pub allow_existing_keyspace: bool,
 }
 
 impl Default for ScyllaConfig {
@@ -132,6 +135,7 @@ impl Default for ScyllaConfig {
             replication: ReplicationConfig::default(),
             default_ttl: HumanDuration::from_secs(2_592_000),
             create_schema: true,
+            allow_existing_keyspace: false,
         }
     }
 }

@@ -265,6 +265,7 @@ impl ProbeContext {
         self.statements
             .get_or_try_init(|| async {
                 // The traffic creates the schema too; whoever comes first wins (IF NOT EXISTS).
+                crate::schema::guard(&session, &self.cfg().scylla).await?;
                 if self.cfg().scylla.create_schema {
                     crate::schema::apply(&session, &self.cfg().scylla).await?;
                 }

@@ -558,6 +558,7 @@ async fn prepare_statements(shared: Arc<Shared>, cfg: Config, shutdown: Cancella
                     s
                 }
             };
+            crate::schema::guard(&s, &cfg.scylla).await?;
             if cfg.scylla.create_schema {
                 let report = crate::schema::apply(&s, &cfg.scylla).await?;
                 for d in &report.differences {

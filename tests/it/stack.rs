@@ -223,3 +223,70 @@ async fn the_binary_serves_with_backends_down() {
     assert!(chatload.running(), "still running");
     assert_eq!(chatload.stop(Duration::from_secs(5)).await.0, Some(0));
 }
+
+/// A keyspace chatload did not create is refused (exit 1, the way out named), unless explicitly
+/// allowed; a keyspace chatload created carries its marker and is accepted again.
+#[tokio::test]
+async fn a_foreign_keyspace_is_refused_unless_allowed() {
+    let _stack = STACK_LOCK.read().await;
+    require_stack();
+    let keyspace = "chatload_it_foreign";
+    let cfg = stack_config(keyspace);
+    let session = scylla::connect(&cfg.scylla, None).await.unwrap();
+    let mut drop =
+        ::scylla::statement::Statement::new(format!("DROP KEYSPACE IF EXISTS {keyspace}"));
+    drop.set_request_timeout(Some(Duration::from_secs(60)));
+    session.query_unpaged(drop.clone(), &[]).await.unwrap();
+    // Someone else's keyspace, with a table of the same shape.
+    session
+        .query_unpaged(schema::keyspace_cql(&cfg.scylla), &[])
+        .await
+        .unwrap();
+    session
+        .query_unpaged(schema::table_cql(&cfg.scylla), &[])
+        .await
+        .unwrap();
+
+    let f = config_file(&test_config(CASSANDRA, REDIS, keyspace));
+    let path = f.path().to_str().unwrap();
+    let out = run(&["schema", "apply", "--config", path]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("was not created by chatload") && err.contains("allow_existing_keyspace"),
+        "{err}"
+    );
+
+    let allowed = crate::common::bin()
+        .args(["schema", "apply", "--config", path])
+        .env("CHATLOAD_SCYLLA__ALLOW_EXISTING_KEYSPACE", "true")
+        .output()
+        .unwrap();
+    assert_eq!(
+        allowed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+
+    // Created by chatload: marked, and accepted on the next apply.
+    session.query_unpaged(drop, &[]).await.unwrap();
+    assert_eq!(
+        run(&["schema", "apply", "--config", path]).status.code(),
+        Some(0)
+    );
+    let again = run(&["schema", "apply", "--config", path]);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let owner = chatload::backend::scylla::query_first::<(String,)>(
+        &session,
+        &format!("SELECT owner FROM {keyspace}.{}", schema::OWNER_TABLE),
+    )
+    .await
+    .unwrap();
+    assert_eq!(owner, Some(("chatload".to_string(),)));
+}
