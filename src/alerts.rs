@@ -226,7 +226,10 @@ pub fn generate(cfg: &Config, runbook_base: &str) -> String {
         },
         Alert {
             name: "ChatloadProbeFailing",
-            expr: "chatload_probe_success == 0".into(),
+            // Only probes that ran lately: a disabled probe's success gauge stays at 0.
+            expr: "chatload_probe_success == 0 and on (job, instance, probe) \
+                   (sum by (job, instance, probe) (increase(chatload_probe_runs_total[15m])) > 0)"
+                .into(),
             for_: "5m",
             severity: "warning",
             summary: "Probe {{ $labels.probe }} has failed for 5 minutes on {{ $labels.instance }}".into(),
@@ -269,12 +272,15 @@ pub fn generate(cfg: &Config, runbook_base: &str) -> String {
             expr: "increase(chatload_probe_check_failures_total{probe=\"partition_balance\",check=\"imbalance\"}[15m]) > 0".into(),
             for_: "0m",
             severity: "warning",
-            summary: "Rows per stream vary by {{ with query \"chatload_partition_balance_cv\" }}{{ . | first | value | humanizePercentage }}{{ end }}".into(),
+            summary: "Rows per stream vary by {{ with printf \"chatload_partition_balance_cv{job=%q,instance=%q}\" $labels.job $labels.instance | query }}{{ . | first | value | humanizePercentage }}{{ end }}".into(),
             description: format!("The coefficient of variation of rows per stream exceeded {}: some partitions are hot.", num(s.partition_balance_cv)),
         },
         Alert {
             name: "ChatloadRedisCacheInconsistent",
-            expr: "chatload_redis_cache_consistent == 0".into(),
+            // Only while the redis_cache probe runs: its gauge starts at 0 and a disabled probe never sets it.
+            expr: "chatload_redis_cache_consistent == 0 and on (job, instance) \
+                   (sum by (job, instance) (increase(chatload_probe_runs_total{probe=\"redis_cache\"}[15m])) > 0)"
+                .into(),
             for_: "5m",
             severity: "warning",
             summary: "Redis cache disagrees with ScyllaDB on {{ $labels.instance }}".into(),
