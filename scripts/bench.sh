@@ -76,9 +76,10 @@ run_latte() { # $1 name, $2 rate or "max"
     log "latte $1: ${2}/s, ${DURATION}s"
     local rate=()
     [[ $2 != max ]] && rate=(-r "$2")
-    /usr/bin/time -f '%e %U %S %M' -o "$work/$1.time" \
-        latte run bench/latte/chat_insert.rn -P "keyspace=\"$KEYSPACE\"" "${rate[@]}" -d "${DURATION}s" \
-        -t 1 -p "$CONCURRENCY" -o "$work/$1.json" 127.0.0.1:9042 >"$work/$1.log" 2>&1
+    # In the temp dir: latte writes a log file into its working directory.
+    (cd "$work" && /usr/bin/time -f '%e %U %S %M' -o "$work/$1.time" \
+        latte run "$OLDPWD/bench/latte/chat_insert.rn" -P "keyspace=\"$KEYSPACE\"" "${rate[@]}" -d "${DURATION}s" \
+        -t 1 -p "$CONCURRENCY" -o "$work/$1.json" 127.0.0.1:9042 >"$work/$1.log" 2>&1)
 }
 
 runs=()
