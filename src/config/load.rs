@@ -117,13 +117,13 @@ pub fn load_str(
     let mut errors = Vec::new();
     let mut good = Table::new();
     for (key_path, value) in leaves {
-        let from_env = env_keys.contains_key(&key_path);
+        let raw_env = env_keys.get(&key_path).map(|(_, raw)| raw.as_str());
         // An unknown table is one leaf; name the variable that put a key below it.
         let env_var = env_keys
             .iter()
             .find(|(k, _)| k.starts_with(&key_path))
-            .map(|(_, v)| v.clone());
-        match check_leaf(&defaults, &key_path, &value, from_env) {
+            .map(|(_, (var, _))| var.clone());
+        match check_leaf(&defaults, &key_path, &value, raw_env) {
             Ok(accepted) => set_path(&mut good, &key_path, accepted),
             Err(message) => errors.push(FieldError {
                 key: key_path.join("."),
@@ -145,7 +145,7 @@ pub fn load_str(
         e.env = env_keys
             .iter()
             .find(|(k, _)| k.join(".") == e.key)
-            .map(|(_, v)| v.clone());
+            .map(|(_, (var, _))| var.clone());
         errors.push(e);
     }
 
@@ -166,7 +166,7 @@ pub fn load_str(
 fn apply_env(
     tree: &mut Table,
     env: impl IntoIterator<Item = (String, String)>,
-) -> BTreeMap<Vec<String>, String> {
+) -> BTreeMap<Vec<String>, (String, String)> {
     let mut origins = BTreeMap::new();
     let mut vars: Vec<(String, String)> = env
         .into_iter()
@@ -182,7 +182,7 @@ fn apply_env(
             continue;
         }
         set_path(tree, &key_path, parse_env_value(&raw));
-        origins.insert(key_path, name);
+        origins.insert(key_path, (name, raw));
     }
     origins
 }
@@ -191,7 +191,7 @@ fn apply_env(
 fn index_from_pod_name(
     tree: &mut Table,
     env: &[(String, String)],
-    origins: &mut BTreeMap<Vec<String>, String>,
+    origins: &mut BTreeMap<Vec<String>, (String, String)>,
 ) {
     let set = tree
         .get("instance")
@@ -210,7 +210,7 @@ fn index_from_pod_name(
         .parse::<i64>()
         .map_or_else(|_| Value::String(pod.clone()), Value::Integer);
     set_path(tree, &key, value);
-    origins.insert(key, POD_NAME_ENV.to_string());
+    origins.insert(key, (POD_NAME_ENV.to_string(), pod.clone()));
 }
 
 fn parse_env_value(raw: &str) -> Value {
@@ -243,7 +243,7 @@ fn check_leaf(
     defaults: &Value,
     key_path: &[String],
     value: &Value,
-    from_env: bool,
+    raw_env: Option<&str>,
 ) -> Result<Value, String> {
     let attempt = |v: &Value| {
         let Value::Table(mut t) = defaults.clone() else {
@@ -258,9 +258,10 @@ fn check_leaf(
     match attempt(value) {
         Ok(()) => Ok(value.clone()),
         Err(first) => {
-            // `CHATLOAD_SCYLLA__KEYSPACE=123` means the string "123": retry an env value as a string.
-            if from_env && !value.is_str() {
-                let as_string = Value::String(env_text(value));
+            // `CHATLOAD_SCYLLA__PASSWORD=0x1F` means the string "0x1F", not 31: retry an environment
+            // value that parsed as another type with its text exactly as given.
+            if let Some(raw) = raw_env.filter(|_| !value.is_str()) {
+                let as_string = Value::String(raw.to_string());
                 if attempt(&as_string).is_ok() {
                     return Ok(as_string);
                 }
@@ -277,13 +278,6 @@ fn plain_types(message: &str) -> String {
         .replace("expected u32", "expected a whole number >= 0")
         .replace("expected u64", "expected a whole number >= 0")
         .replace("expected a boolean", "expected true or false")
-}
-
-fn env_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 fn set_path(table: &mut Table, key_path: &[String], value: Value) {
@@ -569,6 +563,18 @@ mod tests {
     fn env_value_that_looks_like_a_number_can_be_a_string() {
         let c = load_env("", &[("CHATLOAD_SCYLLA__USERNAME", "1234")]).unwrap();
         assert_eq!(c.scylla.username, "1234");
+        // Kept exactly as written, not as the number TOML would read (31, 1000, 1000.0, true).
+        for raw in ["0x1F", "1_000", "1e3", "true", "[1]", "007"] {
+            let c = load_env(
+                "",
+                &[
+                    ("CHATLOAD_SCYLLA__USERNAME", "app"),
+                    ("CHATLOAD_SCYLLA__PASSWORD", raw),
+                ],
+            )
+            .unwrap();
+            assert_eq!(c.scylla.password, raw);
+        }
     }
 
     #[test]
