@@ -6,7 +6,9 @@
 #   3. unit tests and integration tests against the real stack (cargo test; the status page test
 #      uses Debian's chromium, installed here when missing);
 #   4. the monitoring artefacts: promtool check/test of the alert rules, the Grafana dashboards
-#      statically and live (every panel query returns data from a running chatload).
+#      statically and live (every panel query returns data from a running chatload);
+#   5. the deployment artefacts (scripts/check-deploy.sh: compose schema, Kubernetes schemas, Helm
+#      lint and render, systemd-analyze, hadolint; no Docker engine is run).
 # The stack is left running afterwards (`scripts/stack.sh down` stops it).
 
 set -euo pipefail
@@ -40,5 +42,8 @@ promtool test rules deploy/prometheus/rules/chatload-rules.test.yml
 step "Grafana dashboards: static checks, then every query against a live chatload"
 python3 scripts/check_dashboards.py --offline
 scripts/test-dashboards.sh
+
+step "deployment artefacts"
+scripts/check-deploy.sh
 
 printf '\n==> all tests passed in %ss\n' "$(($(date +%s) - started))"
