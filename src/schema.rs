@@ -29,18 +29,28 @@ async fn table_exists(session: &Session, keyspace: &str, table: &str) -> Result<
     Ok(query_first::<(String,)>(session, &cql).await?.is_some())
 }
 
+/// How long [`guard`] waits for the marker of a keyspace that another chatload (the traffic of this
+/// process, another replica) is creating right now: its `CREATE KEYSPACE` is already visible, its
+/// marker table follows within milliseconds.
+pub const MARKER_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Refuse a keyspace that exists without chatload's marker, unless `allow_existing_keyspace`.
 /// A keyspace that does not exist (yet) passes: chatload will create it, with the marker.
 pub async fn guard(session: &Session, cfg: &ScyllaConfig) -> Result<(), ScyllaError> {
     if cfg.allow_existing_keyspace || !keyspace_exists(session, &cfg.keyspace).await? {
         return Ok(());
     }
-    if table_exists(session, &cfg.keyspace, OWNER_TABLE).await? {
-        Ok(())
-    } else {
-        Err(ScyllaError::NotOurKeyspace {
-            keyspace: cfg.keyspace.clone(),
-        })
+    let waited = std::time::Instant::now();
+    loop {
+        if table_exists(session, &cfg.keyspace, OWNER_TABLE).await? {
+            return Ok(());
+        }
+        if waited.elapsed() >= MARKER_GRACE {
+            return Err(ScyllaError::NotOurKeyspace {
+                keyspace: cfg.keyspace.clone(),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
