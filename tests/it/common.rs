@@ -82,6 +82,35 @@ pub fn config_with(scylla: &str, redis: &str, keyspace: &str, rest: &str) -> Str
     )
 }
 
+/// Every probe's `[probes.<name>]` table.
+pub const PROBES: [&str; 9] = [
+    "ttl_metadata",
+    "ttl_expiry",
+    "recent_50",
+    "range_5m",
+    "pagination",
+    "partition_balance",
+    "redis_ttl",
+    "redis_cache",
+    "redis_pubsub",
+];
+
+/// `[probes.*]` tables: `enabled` ones every `interval` (no jitter), the others off.
+pub fn probes_only(enabled: &[&str], interval: &str) -> String {
+    PROBES
+        .iter()
+        .map(|p| {
+            if enabled.contains(p) {
+                format!(
+                    "[probes.{p}]\nenabled = true\ninterval = \"{interval}\"\njitter = \"0s\"\n"
+                )
+            } else {
+                format!("[probes.{p}]\nenabled = false\n")
+            }
+        })
+        .collect()
+}
+
 /// A tiny HTTP/1.1 request with any method: returns status, headers and body.
 pub async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");

@@ -2,7 +2,9 @@
 //! fault is real (an altered table TTL, a row that never expires, a deleted or stale cache entry, a
 //! Redis key whose expiry was removed, Zipf-skewed traffic).
 
-use crate::common::{CASSANDRA, REDIS, STACK_LOCK, config_with, require_stack};
+use crate::common::{
+    CASSANDRA, PROBES as ALL, REDIS, STACK_LOCK, config_with, probes_only, require_stack,
+};
 use chatload::backend::scylla::{connect, query_first};
 use chatload::probes::{redis_cache, redis_ttl, ttl_expiry};
 use chatload::{Daemon, config};
@@ -10,33 +12,6 @@ use scylla::value::CqlTimestamp;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-
-const ALL: [&str; 9] = [
-    "ttl_metadata",
-    "ttl_expiry",
-    "recent_50",
-    "range_5m",
-    "pagination",
-    "partition_balance",
-    "redis_ttl",
-    "redis_cache",
-    "redis_pubsub",
-];
-
-/// `[probes.*]` tables: `enabled` ones every `interval`, the others off.
-fn probes_only(enabled: &[&str], interval: &str) -> String {
-    ALL.iter()
-        .map(|p| {
-            if enabled.contains(p) {
-                format!(
-                    "[probes.{p}]\nenabled = true\ninterval = \"{interval}\"\njitter = \"0s\"\n"
-                )
-            } else {
-                format!("[probes.{p}]\nenabled = false\n")
-            }
-        })
-        .collect()
-}
 
 async fn start(keyspace: &str, rest: &str) -> (Daemon, CancellationToken) {
     let text = config_with(CASSANDRA, REDIS, keyspace, rest);

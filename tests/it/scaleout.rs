@@ -60,20 +60,7 @@ async fn two_replicas_split_streams_and_share_the_rate() {
         ("CHATLOAD_REDIS__CACHE", "false"),
         ("CHATLOAD_REDIS__PUBSUB", "false"),
     ];
-    let probes_off: String = [
-        "ttl_metadata",
-        "ttl_expiry",
-        "recent_50",
-        "range_5m",
-        "pagination",
-        "partition_balance",
-        "redis_ttl",
-        "redis_cache",
-        "redis_pubsub",
-    ]
-    .iter()
-    .map(|p| format!("[probes.{p}]\nenabled = false\n"))
-    .collect();
+    let probes_off = crate::common::probes_only(&[], "1s");
     let (ks0, ks1) = ("chatload_it_replica0", "chatload_it_replica1");
     drop_keyspace(ks0).await;
     drop_keyspace(ks1).await;

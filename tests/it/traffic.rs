@@ -71,20 +71,7 @@ async fn steady_traffic_60s_at_1000_per_second() {
     delete_keys(&mut redis, &format!("{keyspace}:*")).await;
 
     // Probes off: they write rows of their own into the same table.
-    let probes_off: String = [
-        "ttl_metadata",
-        "ttl_expiry",
-        "recent_50",
-        "range_5m",
-        "pagination",
-        "partition_balance",
-        "redis_ttl",
-        "redis_cache",
-        "redis_pubsub",
-    ]
-    .iter()
-    .map(|p| format!("[probes.{p}]\nenabled = false\n"))
-    .collect();
+    let probes_off = crate::common::probes_only(&[], "1s");
     let text = config_with(
         CASSANDRA,
         REDIS,
