@@ -27,7 +27,12 @@ fn check(config: &str, env: &[(&str, &str)], format: &str) -> (Option<i32>, Stri
     )
 }
 
-const LIGHT: &str = "[traffic]\nwrite_rate = 200.0\nread_rate = 20.0\n";
+/// Light traffic, and latency targets that any working stack meets (even a cold Cassandra and a debug
+/// build): this test is about the gate (exit codes, the rows, the report), not this machine's latency.
+/// The spec's default targets are judged by the bench machine's runs (see bench/RESULTS.md).
+const LIGHT: &str = "[traffic]\nwrite_rate = 200.0\nread_rate = 20.0\n\
+                     [slo]\nwrite_p99 = \"1s\"\nrecent_50_p99 = \"1s\"\nrange_5m_max = \"1s\"\n\
+                     pagination_page_p99 = \"1s\"\nredis_pubsub_p99 = \"1s\"\n";
 
 #[test]
 fn check_passes_on_a_healthy_stack_and_fails_a_breached_slo() {
