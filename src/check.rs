@@ -36,8 +36,8 @@ pub enum Format {
 /// One row of the report: an SLO, its target, what was measured, and the verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SloRow {
-    /// The `[slo]` key.
-    pub slo: &'static str,
+    /// The `[slo]` key, or `probe:<name>` for a probe's own row.
+    pub slo: String,
     /// Target, in the unit of `unit`.
     pub target: f64,
     /// Measured value; `None` when nothing could be measured (which fails).
@@ -54,9 +54,9 @@ pub struct SloRow {
 }
 
 impl SloRow {
-    fn at_most(slo: &'static str, target: f64, measured: Option<f64>) -> Self {
+    fn at_most(slo: impl Into<String>, target: f64, measured: Option<f64>) -> Self {
         Self {
-            slo,
+            slo: slo.into(),
             target,
             measured,
             unit: "seconds",
@@ -66,9 +66,9 @@ impl SloRow {
         }
     }
 
-    fn at_least(slo: &'static str, target: f64, measured: Option<f64>) -> Self {
+    fn at_least(slo: impl Into<String>, target: f64, measured: Option<f64>) -> Self {
         Self {
-            slo,
+            slo: slo.into(),
             target,
             measured,
             unit: "ratio",
@@ -220,7 +220,7 @@ pub fn evaluate(cfg: &Config, m: &Measured, seconds: f64) -> Vec<SloRow> {
         let total = ran(&p);
         let ok = p.runs.get("ok").copied().unwrap_or(0);
         let mut row = SloRow::at_least(
-            probe_row_name(name),
+            format!("probe:{name}"),
             1.0,
             (total > 0).then(|| ok as f64 / total as f64),
         );
@@ -258,21 +258,6 @@ pub fn compress_probe_intervals(cfg: &mut Config, duration: Duration) {
 
 fn secs(d: HumanDuration) -> f64 {
     d.get().as_secs_f64()
-}
-
-/// The report row of a probe's own verdict: `probe:<name>`.
-fn probe_row_name(name: &str) -> &'static str {
-    match name {
-        "ttl_metadata" => "probe:ttl_metadata",
-        "ttl_expiry" => "probe:ttl_expiry",
-        "recent_50" => "probe:recent_50",
-        "range_5m" => "probe:range_5m",
-        "pagination" => "probe:pagination",
-        "partition_balance" => "probe:partition_balance",
-        "redis_ttl" => "probe:redis_ttl",
-        "redis_cache" => "probe:redis_cache",
-        _ => "probe:redis_pubsub",
-    }
 }
 
 /// The traffic's rows: write p99, write success, throughput ratio.
@@ -573,7 +558,12 @@ pub fn render_text(r: &Report) -> String {
         human_seconds(lag.p999),
         human_seconds(lag.max)
     );
-    let failed: Vec<&str> = r.slos.iter().filter(|s| !s.pass).map(|s| s.slo).collect();
+    let failed: Vec<&str> = r
+        .slos
+        .iter()
+        .filter(|s| !s.pass)
+        .map(|s| s.slo.as_str())
+        .collect();
     if failed.is_empty() {
         let _ = writeln!(out, "\nRESULT: PASS (all {} SLOs met)", r.slos.len());
     } else {
@@ -695,8 +685,8 @@ mod tests {
         m
     }
 
-    fn verdicts(rows: &[SloRow]) -> BTreeMap<&'static str, bool> {
-        rows.iter().map(|r| (r.slo, r.pass)).collect()
+    fn verdicts(rows: &[SloRow]) -> BTreeMap<String, bool> {
+        rows.iter().map(|r| (r.slo.clone(), r.pass)).collect()
     }
 
     #[test]
@@ -753,7 +743,11 @@ mod tests {
             let mut m = healthy();
             breach(&mut m);
             let v = verdicts(&evaluate(&cfg, &m, 60.0));
-            let failed: Vec<&str> = v.iter().filter(|(_, ok)| !**ok).map(|(k, _)| *k).collect();
+            let failed: Vec<&str> = v
+                .iter()
+                .filter(|(_, ok)| !**ok)
+                .map(|(k, _)| k.as_str())
+                .collect();
             assert_eq!(failed, [slo], "breach of {slo}");
         }
     }
