@@ -115,6 +115,7 @@ pub enum ConfigAction {
 
 /// Run the parsed command line; returns the process exit code.
 pub fn execute(cli: Cli) -> ExitCode {
+    crate::tls::install_crypto_provider();
     let code = match cli.command.unwrap_or(Command::Run) {
         Command::Config {
             action: ConfigAction::Check { file },

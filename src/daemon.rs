@@ -10,6 +10,7 @@ use crate::probes::{ProbeContext, ProbeScheduler};
 use crate::reload::{ConfigSource, Reloader};
 use crate::status::StatusBoard;
 use crate::traffic::Traffic;
+use crate::web::{WebCell, WebGuard};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,9 @@ pub enum StartError {
     /// The Redis client could not be set up from `redis.url`.
     #[error("{0}")]
     Redis(#[from] backend::redis::RedisError),
+    /// `http.web_config_file` could not be used.
+    #[error("http.web_config_file: {0}")]
+    Web(#[from] crate::web::WebConfigError),
     /// The pacer thread could not be started.
     #[error("failed to start the pacer thread: {0}")]
     Pacer(std::io::Error),
@@ -66,6 +70,7 @@ impl Daemon {
     ) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
         let health = Arc::new(Health::default());
+        let web = Arc::new(WebCell::new(WebGuard::load(&config.http.web_config_file)?));
         let addr = config.http.listen;
         let listener = TcpListener::bind(addr)
             .await
@@ -119,12 +124,14 @@ impl Daemon {
             probes.clone(),
             board.clone(),
             metrics.clone(),
+            web.clone(),
         ));
         let state = Arc::new(HttpState {
             metrics: metrics.clone(),
             health: health.clone(),
             status: board,
             reloader: reloader.clone(),
+            web,
         });
         tracker.spawn(http::serve(listener, state, shutdown.child_token()));
         tracker.close();

@@ -8,14 +8,22 @@
 //! - `/`: a small human status page.
 //!
 //! Anything else is 404, a known path with another method than GET or HEAD is 405. Connections get a
-//! header-read timeout and a header size limit, and their number is capped, so a slow or hostile client
-//! cannot pin the daemon. On shutdown the listener closes and open requests are allowed to finish.
+//! header-read timeout (and a TLS handshake timeout) and a header size limit, and their number is
+//! capped, so a slow or hostile client cannot pin the daemon. On shutdown the listener closes and open
+//! requests are allowed to finish.
+//!
+//! With `http.web_config_file` (see [`crate::web`]) every endpoint is served over TLS and/or needs
+//! basic auth: 401 with `WWW-Authenticate` otherwise. The file is re-read on reload; new connections
+//! and requests use the new settings.
 
 use crate::metrics::{CONTENT_TYPE, Metrics};
+use crate::web::{Auth, WebCell};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_TYPE as CONTENT_TYPE_HEADER, HeaderValue};
+use hyper::header::{
+    ALLOW, AUTHORIZATION, CONTENT_TYPE as CONTENT_TYPE_HEADER, HeaderValue, WWW_AUTHENTICATE,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -93,6 +101,8 @@ pub struct HttpState {
     pub status: Arc<crate::status::StatusBoard>,
     /// Reloads the configuration (`POST /-/reload`).
     pub reloader: Arc<crate::reload::Reloader>,
+    /// TLS and basic auth in effect.
+    pub web: Arc<WebCell>,
 }
 
 /// Accept connections on `listener` until `shutdown`, then let open requests finish
@@ -123,15 +133,48 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: Cance
                 }
             },
         };
+        let tls = state.web.current().tls().cloned();
         let state = state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(route(&req, &state)) }
+            async move {
+                let guard = state.web.current();
+                let header = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+                if guard.authorize(header).await == Auth::Denied {
+                    return Ok::<_, Infallible>(unauthorized());
+                }
+                Ok(route(&req, &state))
+            }
         });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let Some(acceptor) = tls else {
+            let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    debug!(peer = %peer, error = %e, "HTTP connection ended with an error");
+                }
+                drop(permit);
+            });
+            continue;
+        };
+        // The handshake runs in the connection's task, with the same limit as reading headers.
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let stream =
+                match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        debug!(peer = %peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        debug!(peer = %peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
             if let Err(e) = conn.await {
-                debug!(peer = %peer, error = %e, "HTTP connection ended with an error");
+                debug!(peer = %peer, error = %e, "HTTPS connection ended with an error");
             }
             drop(permit);
         });
@@ -141,6 +184,15 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: Cance
         _ = graceful.shutdown() => debug!("HTTP connections closed"),
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => info!("HTTP connections still open after the grace period; closing"),
     }
+}
+
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+    r.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"chatload\", charset=\"UTF-8\""),
+    );
+    r
 }
 
 fn route(req: &Request<Incoming>, state: &HttpState) -> Response<Full<Bytes>> {

@@ -8,6 +8,8 @@
 //! - [`config`]: the TOML config, `CHATLOAD_*` environment overrides, validation with key paths;
 //! - [`daemon`]: starts and stops everything; [`daemon::run`] takes a shutdown token;
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz` and the status page (hyper 1);
+//! - [`web`]: TLS and basic auth on those endpoints, from a Prometheus-style web config file;
+//! - [`tls`]: the crypto provider and PEM files turned into rustls configurations;
 //! - [`status`]: the status page and `/api/v1/status`: SLOs, probes, backends, 15-minute charts;
 //! - [`metrics`]: every metric name, help text and bucket layout;
 //! - [`backend`]: the ScyllaDB session and Redis connection, and their health loops;
@@ -32,7 +34,9 @@ pub mod probes;
 pub mod reload;
 pub mod schema;
 pub mod status;
+pub mod tls;
 pub mod traffic;
+pub mod web;
 
 pub use config::Config;
 pub use daemon::{Daemon, run};

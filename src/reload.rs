@@ -2,7 +2,8 @@
 //!
 //! A valid configuration is applied whole to what can change while running: the traffic's rates
 //! (from the next due operation on), every probe's `enabled`/`interval`/`timeout`/`jitter` and
-//! specific keys, and the SLOs (probes, status page). Keys that need a restart (`http`, `log`,
+//! specific keys, the SLOs (probes, status page), and `http.web_config_file`, which is read again
+//! (certificates, users). Keys that need a restart (`http.listen`, `log`,
 //! `scylla`, `redis`, `instance`, and the shape of the traffic: streams, senders, mix, write mode,
 //! in-flight cap, TTL, seed) keep their running values, and the reload says which of them differ.
 //! An invalid configuration is rejected with every problem, and the running one stays.
@@ -14,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::probes::ProbeScheduler;
 use crate::status::StatusBoard;
 use crate::traffic::Traffic;
+use crate::web::{WebCell, WebGuard};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tracing::{info, warn};
@@ -37,6 +39,7 @@ pub struct Reloader {
     probes: Arc<ProbeScheduler>,
     board: Arc<StatusBoard>,
     metrics: Arc<Metrics>,
+    web: Arc<WebCell>,
 }
 
 /// What a successful reload did.
@@ -57,6 +60,7 @@ impl Reloader {
         probes: Arc<ProbeScheduler>,
         board: Arc<StatusBoard>,
         metrics: Arc<Metrics>,
+        web: Arc<WebCell>,
     ) -> Self {
         metrics.config_hash.set(config.hash() as f64);
         Self {
@@ -66,6 +70,7 @@ impl Reloader {
             probes,
             board,
             metrics,
+            web,
         }
     }
 
@@ -95,8 +100,18 @@ impl Reloader {
                 );
             }
         };
+        // The web config file is read again even when its path did not change: rotating a
+        // certificate or a password is the point of reloading it.
+        let loaded = loaded.map_err(|e| e.to_string()).and_then(|new| {
+            WebGuard::load(&new.http.web_config_file)
+                .map(|guard| (new, guard))
+                .map_err(|e| format!("http.web_config_file: {e}"))
+        });
         match loaded {
-            Ok(new) => Ok(self.apply(new)),
+            Ok((new, guard)) => {
+                self.web.set(guard);
+                Ok(self.apply(new))
+            }
             Err(e) => {
                 self.metrics
                     .config_reload
@@ -145,7 +160,7 @@ pub fn merge(current: &Config, new: Config) -> (Config, Vec<&'static str>) {
             }
         };
     }
-    keep!(http, "http");
+    keep!(http.listen, "http.listen");
     keep!(log, "log");
     keep!(scylla, "scylla");
     keep!(redis, "redis");

@@ -19,6 +19,14 @@ pub enum RedisError {
         /// The client's error.
         cause: redis::RedisError,
     },
+    /// A TLS file or `redis.password_file` could not be read.
+    #[error("failed to read {key}: {cause}")]
+    File {
+        /// The config key naming the file.
+        key: &'static str,
+        /// What went wrong.
+        cause: String,
+    },
     /// A command failed.
     #[error("failed to run Redis {command}: {cause}")]
     Command {
@@ -37,6 +45,57 @@ pub enum RedisError {
     },
 }
 
+/// A client for `cfg`: the URL plus `username`/`password` (or `password_file`) and, for `rediss://`,
+/// the TLS files. Connects nothing yet.
+pub fn client(cfg: &RedisConfig) -> Result<redis::Client, RedisError> {
+    use redis::IntoConnectionInfo;
+    crate::tls::install_crypto_provider(); // the Redis client's TLS uses the process default
+    let setup = |cause| RedisError::Setup {
+        url: redact_url(&cfg.url),
+        cause,
+    };
+    let mut info = cfg.url.as_str().into_connection_info().map_err(setup)?;
+    let mut settings = info.redis_settings().clone();
+    if !cfg.username.is_empty() {
+        settings = settings.set_username(&cfg.username);
+    }
+    let password = cfg.password().map_err(|e| RedisError::File {
+        key: "redis.password_file",
+        cause: e.to_string(),
+    })?;
+    if let Some(p) = password {
+        settings = settings.set_password(p);
+    }
+    info = info.set_redis_settings(settings);
+    if !cfg.url.starts_with("rediss://") {
+        return redis::Client::open(info).map_err(setup);
+    }
+    let read = |key: &'static str, path: &str| -> Result<Option<Vec<u8>>, RedisError> {
+        if path.is_empty() {
+            return Ok(None);
+        }
+        std::fs::read(path).map(Some).map_err(|e| RedisError::File {
+            key,
+            cause: format!("{path:?}: {e}"),
+        })
+    };
+    let client_tls = match (
+        read("redis.tls.cert_file", &cfg.tls.cert_file)?,
+        read("redis.tls.key_file", &cfg.tls.key_file)?,
+    ) {
+        (Some(client_cert), Some(client_key)) => Some(redis::ClientTlsConfig {
+            client_cert,
+            client_key,
+        }),
+        _ => None,
+    };
+    let certs = redis::TlsCertificates {
+        client_tls,
+        root_cert: read("redis.tls.ca_file", &cfg.tls.ca_file)?,
+    };
+    redis::Client::build_with_tls(info, certs).map_err(setup)
+}
+
 /// A lazily connected Redis connection manager plus its health loop.
 #[derive(Clone)]
 pub struct RedisBackend {
@@ -51,7 +110,7 @@ impl RedisBackend {
             url: redact_url(&cfg.url),
             cause,
         };
-        let client = redis::Client::open(cfg.url.as_str()).map_err(setup)?;
+        let client = client(cfg)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(cfg.connect_timeout.get()))
             .set_response_timeout(Some(cfg.request_timeout.get()))

@@ -62,6 +62,9 @@ pub enum ScyllaError {
         /// The keyspace.
         keyspace: String,
     },
+    /// A `scylla.tls` file could not be used.
+    #[error("failed to set up TLS (scylla.tls): {0}")]
+    Tls(crate::tls::TlsFileError),
     /// `scylla.password_file` could not be read.
     #[error("failed to read scylla.password_file: {0}")]
     Password(std::io::Error),
@@ -104,6 +107,16 @@ pub async fn connect(cfg: &ScyllaConfig, password: Option<String>) -> Result<Ses
         .default_execution_profile_handle(profile.into_handle());
     if !cfg.username.is_empty() {
         builder = builder.user(&cfg.username, password.unwrap_or_default());
+    }
+    if cfg.tls.enabled {
+        let tls = crate::tls::client_config(&crate::tls::ClientTls {
+            ca_file: &cfg.tls.ca_file,
+            cert_file: &cfg.tls.cert_file,
+            key_file: &cfg.tls.key_file,
+            verify_hostname: cfg.tls.verify_hostname,
+        })
+        .map_err(ScyllaError::Tls)?;
+        builder = builder.tls_context(Some(tls));
     }
     builder.build().await.map_err(|cause| ScyllaError::Connect {
         hosts: cfg.hosts.join(","),

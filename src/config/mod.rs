@@ -47,12 +47,17 @@ pub struct Config {
 pub struct HttpConfig {
     /// Address and port to serve `/metrics`, `/healthz`, `/readyz` and the status page on.
     pub listen: SocketAddr,
+    /// A web configuration file in the format of Prometheus' `--web.config.file` (YAML with
+    /// `tls_server_config` and `basic_auth_users` holding bcrypt hashes), applied to every endpoint.
+    /// Relative paths inside it are relative to the file. Re-read on reload. Empty: plain HTTP, no auth.
+    pub web_config_file: String,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 9742)),
+            web_config_file: String::new(),
         }
     }
 }
@@ -108,6 +113,8 @@ pub struct ScyllaConfig {
     pub password: String,
     /// File whose first line is the password (a mounted Kubernetes Secret, for example).
     pub password_file: String,
+    /// TLS to the nodes (client encryption).
+    pub tls: ScyllaTlsConfig,
     /// How `chatload schema apply` replicates the keyspace it creates.
     pub replication: ReplicationConfig,
     /// `default_time_to_live` of the `chat_messages` table that `schema apply` creates (the spec: 30 days).
@@ -132,12 +139,54 @@ impl Default for ScyllaConfig {
             username: String::new(),
             password: String::new(),
             password_file: String::new(),
+            tls: ScyllaTlsConfig::default(),
             replication: ReplicationConfig::default(),
             default_ttl: HumanDuration::from_secs(2_592_000),
             create_schema: true,
             allow_existing_keyspace: false,
         }
     }
+}
+
+/// `[scylla.tls]`: client encryption to the nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScyllaTlsConfig {
+    /// Connect to the nodes over TLS.
+    pub enabled: bool,
+    /// PEM file of the CA(s) that sign the nodes' certificates; empty: the system's CA bundle.
+    pub ca_file: String,
+    /// PEM client certificate, for nodes that require client authentication; empty: none.
+    pub cert_file: String,
+    /// PEM private key of `cert_file`.
+    pub key_file: String,
+    /// Check that a node's certificate names the address chatload connects to (the driver connects
+    /// to node IPs, so the certificates need IP SANs). Off: the chain is still verified, names are not.
+    pub verify_hostname: bool,
+}
+
+impl Default for ScyllaTlsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            ca_file: String::new(),
+            cert_file: String::new(),
+            key_file: String::new(),
+            verify_hostname: true,
+        }
+    }
+}
+
+/// `[redis.tls]`: files for `rediss://` URLs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisTlsConfig {
+    /// PEM file of the CA(s) that sign the server's certificate; empty: the system's CA bundle.
+    pub ca_file: String,
+    /// PEM client certificate, for servers with `tls-auth-clients yes`; empty: none.
+    pub cert_file: String,
+    /// PEM private key of `cert_file`.
+    pub key_file: String,
 }
 
 /// CQL consistency levels that make sense for chat traffic.
@@ -192,8 +241,17 @@ pub enum ReplicationStrategy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]`. A password in the URL is redacted whenever it is shown.
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS. A password in the URL is
+    /// redacted whenever it is shown; prefer `password_file` or `CHATLOAD_REDIS__PASSWORD`.
     pub url: String,
+    /// ACL user (Redis 6+); empty: the URL's user, else `default`.
+    pub username: String,
+    /// Password (secret: never printed); empty: the URL's password, if any.
+    pub password: String,
+    /// File whose first line is the password.
+    pub password_file: String,
+    /// TLS files for `rediss://` URLs.
+    pub tls: RedisTlsConfig,
     /// Push each message to its stream's recent-message cache (a list capped at `cache_length`).
     pub cache: bool,
     /// PUBLISH each message to its stream's channel for real-time fan-out.
@@ -214,6 +272,10 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379".into(),
+            username: String::new(),
+            password: String::new(),
+            password_file: String::new(),
+            tls: RedisTlsConfig::default(),
             cache: true,
             pubsub: true,
             cache_length: 50,
@@ -614,6 +676,9 @@ impl Config {
         if !c.scylla.password.is_empty() {
             c.scylla.password = REDACTED.into();
         }
+        if !c.redis.password.is_empty() {
+            c.redis.password = REDACTED.into();
+        }
         c.redis.url = redact_url(&c.redis.url);
         c
     }
@@ -637,15 +702,28 @@ impl Config {
 impl ScyllaConfig {
     /// The password from `password` or `password_file` (its first line), if any.
     pub fn password(&self) -> std::io::Result<Option<String>> {
-        if !self.password.is_empty() {
-            return Ok(Some(self.password.clone()));
-        }
-        if self.password_file.is_empty() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(&self.password_file)?;
-        Ok(Some(text.lines().next().unwrap_or_default().to_string()))
+        secret(&self.password, &self.password_file)
     }
+}
+
+impl RedisConfig {
+    /// The password from `password` or `password_file` (its first line), if any (the URL's
+    /// password is not included).
+    pub fn password(&self) -> std::io::Result<Option<String>> {
+        secret(&self.password, &self.password_file)
+    }
+}
+
+/// A secret given inline or as the first line of a file.
+fn secret(inline: &str, file: &str) -> std::io::Result<Option<String>> {
+    if !inline.is_empty() {
+        return Ok(Some(inline.to_string()));
+    }
+    if file.is_empty() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(file)?;
+    Ok(Some(text.lines().next().unwrap_or_default().to_string()))
 }
 
 /// Replace the password of `scheme://user:password@host` with [`REDACTED`].
@@ -752,6 +830,11 @@ mod tests {
         c.redis.url = "redis://u:hunter2@h:1".into();
         let shown = c.to_redacted_toml();
         assert!(!shown.contains("hunter2"), "{shown}");
+        c.redis.url = "rediss://h:1".into();
+        c.redis.password = "hunter2".into();
+        let shown = c.to_redacted_toml();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!format!("{:?}", c.redacted()).contains("hunter2"));
         assert!(shown.contains(REDACTED));
     }
 }

@@ -34,26 +34,27 @@ impl Config {
         }
         v.positive("scylla.request_timeout", c.scylla.request_timeout);
         v.positive("scylla.connect_timeout", c.scylla.connect_timeout);
-        if !c.scylla.password.is_empty() && !c.scylla.password_file.is_empty() {
-            v.fail(
-                "scylla.password_file",
-                "set either password or password_file, not both",
-            );
-        }
-        if !c.scylla.password_file.is_empty()
-            && let Err(e) = std::fs::metadata(&c.scylla.password_file)
-        {
-            v.fail(
-                "scylla.password_file",
-                format!("cannot read {:?}: {e}", c.scylla.password_file),
-            );
-        }
+        v.secret("scylla", &c.scylla.password, &c.scylla.password_file);
         if (!c.scylla.password.is_empty() || !c.scylla.password_file.is_empty())
             && c.scylla.username.is_empty()
         {
             v.fail(
                 "scylla.username",
                 "a password is set, so a username is needed too",
+            );
+        }
+        let tls = &c.scylla.tls;
+        let tls_files = [
+            ("ca_file", &tls.ca_file),
+            ("cert_file", &tls.cert_file),
+            ("key_file", &tls.key_file),
+        ];
+        if tls.enabled {
+            v.client_tls("scylla.tls", &tls.ca_file, &tls.cert_file, &tls.key_file);
+        } else if let Some((key, _)) = tls_files.iter().find(|(_, f)| !f.is_empty()) {
+            v.fail(
+                format!("scylla.tls.{key}"),
+                "is set but scylla.tls.enabled is false; enable TLS or remove it",
             );
         }
         let r = &c.scylla.replication;
@@ -98,6 +99,33 @@ impl Config {
                 format!("not a Redis URL: {e} (write it like \"redis://host:6379\")"),
             );
         }
+        let rediss = c.redis.url.starts_with("rediss://");
+        let rt = &c.redis.tls;
+        if rediss {
+            v.client_tls("redis.tls", &rt.ca_file, &rt.cert_file, &rt.key_file);
+        } else if let Some(key) = [
+            ("ca_file", &rt.ca_file),
+            ("cert_file", &rt.cert_file),
+            ("key_file", &rt.key_file),
+        ]
+        .iter()
+        .find_map(|(k, f)| (!f.is_empty()).then_some(k))
+        {
+            v.fail(
+                format!("redis.tls.{key}"),
+                "is set but redis.url is not rediss://; TLS files apply to rediss:// URLs only",
+            );
+        }
+        v.secret("redis", &c.redis.password, &c.redis.password_file);
+        if (!c.redis.password.is_empty() || !c.redis.password_file.is_empty())
+            && let Ok(info) = redis::IntoConnectionInfo::into_connection_info(c.redis.url.as_str())
+            && info.redis_settings().password().is_some()
+        {
+            v.fail(
+                "redis.url",
+                "has a password and redis.password/password_file is set too; keep one",
+            );
+        }
         if c.redis.cache_length == 0 {
             v.fail("redis.cache_length", "must be > 0, got 0");
         }
@@ -113,6 +141,11 @@ impl Config {
         }
         v.positive("redis.request_timeout", c.redis.request_timeout);
         v.positive("redis.connect_timeout", c.redis.connect_timeout);
+
+        // [http]
+        if let Err(e) = crate::web::WebGuard::load(&c.http.web_config_file) {
+            v.fail("http.web_config_file", e.to_string());
+        }
 
         // [traffic]
         let t = &c.traffic;
@@ -273,6 +306,54 @@ impl Rules {
         self.errors.push(FieldError::new(key, message));
     }
 
+    /// `<section>.password` and `<section>.password_file`: one or the other, and a readable file.
+    fn secret(&mut self, section: &str, inline: &str, file: &str) {
+        if !inline.is_empty() && !file.is_empty() {
+            self.fail(
+                format!("{section}.password_file"),
+                "set either password or password_file, not both",
+            );
+        }
+        if !file.is_empty()
+            && let Err(e) = std::fs::read_to_string(file)
+        {
+            self.fail(
+                format!("{section}.password_file"),
+                format!("cannot read {file:?}: {e}"),
+            );
+        }
+    }
+
+    /// A TLS client's files: each readable and well-formed, the key with its certificate.
+    fn client_tls(&mut self, section: &str, ca_file: &str, cert_file: &str, key_file: &str) {
+        use crate::tls::{load_certs, load_key};
+        use std::path::Path;
+        if !ca_file.is_empty()
+            && let Err(e) = crate::tls::root_store(ca_file)
+        {
+            self.fail(format!("{section}.ca_file"), e.to_string());
+        }
+        match (cert_file.is_empty(), key_file.is_empty()) {
+            (true, true) => {}
+            (false, true) => self.fail(
+                format!("{section}.key_file"),
+                "cert_file is set, so the key_file of that certificate is needed too",
+            ),
+            (true, false) => self.fail(
+                format!("{section}.cert_file"),
+                "key_file is set, so the cert_file it belongs to is needed too",
+            ),
+            (false, false) => {
+                if let Err(e) = load_certs(Path::new(cert_file)) {
+                    self.fail(format!("{section}.cert_file"), e.to_string());
+                }
+                if let Err(e) = load_key(Path::new(key_file)) {
+                    self.fail(format!("{section}.key_file"), e.to_string());
+                }
+            }
+        }
+    }
+
     fn positive(&mut self, key: &str, d: HumanDuration) {
         if d.get().is_zero() {
             self.fail(key, "must be > 0, got 0s");
@@ -324,7 +405,10 @@ impl Rules {
 
 /// `host:port` with a non-empty host and a port in 1..=65535; an IP must be a valid one.
 pub fn check_host_port(s: &str) -> Result<(), String> {
-    if s.parse::<std::net::SocketAddr>().is_ok() {
+    if let Ok(addr) = s.parse::<std::net::SocketAddr>() {
+        if addr.port() == 0 {
+            return Err(format!("port must be 1-65535, got 0 in {s:?}"));
+        }
         return Ok(());
     }
     let Some((host, port)) = s.rsplit_once(':') else {
@@ -435,6 +519,53 @@ mod tests {
             (
                 |c| c.scylla.replication.replication_factor = 0,
                 "scylla.replication.replication_factor",
+            ),
+            (
+                |c| c.scylla.tls.ca_file = "/etc/hostname".into(),
+                "scylla.tls.ca_file",
+            ),
+            (
+                |c| {
+                    c.scylla.tls.enabled = true;
+                    c.scylla.tls.ca_file = "/nonexistent/ca.pem".into();
+                },
+                "scylla.tls.ca_file",
+            ),
+            (
+                |c| {
+                    c.scylla.tls.enabled = true;
+                    c.scylla.tls.cert_file = "/nonexistent/client.pem".into();
+                },
+                "scylla.tls.key_file",
+            ),
+            (
+                |c| c.redis.tls.ca_file = "/nonexistent/ca.pem".into(),
+                "redis.tls.ca_file",
+            ),
+            (
+                |c| {
+                    c.redis.url = "rediss://127.0.0.1:6380".into();
+                    c.redis.tls.key_file = "/nonexistent/client.key".into();
+                },
+                "redis.tls.cert_file",
+            ),
+            (
+                |c| {
+                    c.redis.password = "a".into();
+                    c.redis.password_file = "/etc/hostname".into();
+                },
+                "redis.password_file",
+            ),
+            (
+                |c| {
+                    c.redis.url = "redis://u:pw@127.0.0.1:6379".into();
+                    c.redis.password = "other".into();
+                },
+                "redis.url",
+            ),
+            (
+                |c| c.http.web_config_file = "/nonexistent/web.yml".into(),
+                "http.web_config_file",
             ),
             (
                 |c| c.scylla.replication.strategy = ReplicationStrategy::NetworkTopology,

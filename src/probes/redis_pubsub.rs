@@ -20,7 +20,7 @@ impl RedisPubsub {
     /// A probe for `cfg.redis.url`.
     pub fn new(cfg: &Config) -> Self {
         Self {
-            client: redis::Client::open(cfg.redis.url.as_str()).ok(),
+            client: crate::backend::redis::client(&cfg.redis).ok(),
             subscriber: Mutex::new(None),
         }
     }

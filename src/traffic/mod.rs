@@ -539,7 +539,7 @@ impl Engine {
 /// Connect the traffic's own session, create the schema if configured, prepare the statements;
 /// retry with backoff until it works or `shutdown`.
 async fn prepare_statements(shared: Arc<Shared>, cfg: Config, shutdown: CancellationToken) {
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(2));
     let ttl = cfg.traffic.ttl.map(|t| t.get().as_secs());
     let batch = matches!(cfg.traffic.write_mode, WriteMode::Batch)
         .then_some(cfg.traffic.batch_size as usize);
