@@ -179,6 +179,8 @@ pub struct Chatload {
     pub addr: SocketAddr,
     /// Its config file (rewrite it, then reload).
     pub config: tempfile::NamedTempFile,
+    /// Where its stderr (the log) goes.
+    pub log: tempfile::NamedTempFile,
 }
 
 impl Chatload {
@@ -193,11 +195,12 @@ impl Chatload {
         let port = closed_port();
         let text = config.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
         let f = config_file(&text);
+        let log = tempfile::Builder::new().suffix(".log").tempfile().unwrap();
         let child = bin()
             .args(["run", "--config", f.path().to_str().unwrap()])
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(log.reopen().unwrap())
             .spawn()
             .unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -213,7 +216,18 @@ impl Chatload {
             child,
             addr,
             config: f,
+            log,
         }
+    }
+
+    /// Everything it has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Status of `GET /healthz`.
+    pub async fn healthz(&self) -> u16 {
+        http(self.addr, "GET", "/healthz").await.0
     }
 
     /// One scrape of `/metrics`.
@@ -288,6 +302,33 @@ pub fn cassandra_pid() -> u32 {
         .unwrap()
 }
 
+/// Run `scripts/stack.sh` with `args` and panic with its output unless it succeeds.
+pub fn stack(args: &[&str]) -> Duration {
+    let t = Instant::now();
+    let out = Command::new(repo().join("scripts/stack.sh"))
+        .args(args)
+        .output()
+        .expect("run scripts/stack.sh");
+    assert!(
+        out.status.success(),
+        "scripts/stack.sh {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.elapsed()
+}
+
+/// A file of the stack's test TLS material (`.stack/tls/`), which `scripts/stack.sh up` creates.
+pub fn tls_file(name: &str) -> String {
+    let path = repo().join(".stack/tls").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `scripts/stack.sh up` first",
+        path.display()
+    );
+    path.to_str().unwrap().to_string()
+}
+
 /// Sends SIGCONT to a stopped process when dropped, so a failing test never leaves Cassandra paused.
 pub struct ResumeOnDrop(pub u32);
 
@@ -296,5 +337,65 @@ impl Drop for ResumeOnDrop {
         let _ = Command::new("kill")
             .args(["-CONT", &self.0.to_string()])
             .status();
+    }
+}
+
+/// What [`watch`] saw.
+#[derive(Debug, Default)]
+pub struct Watched {
+    /// `/healthz` polls.
+    pub polls: u32,
+    /// Polls that did not answer 200.
+    pub unhealthy: u32,
+    /// Highest RSS seen, bytes.
+    pub max_rss: u64,
+}
+
+/// For `d`, poll `/healthz` and the RSS every 200 ms.
+pub async fn watch(c: &Chatload, d: Duration) -> Watched {
+    let mut w = Watched::default();
+    let t = Instant::now();
+    while t.elapsed() < d {
+        w.polls += 1;
+        if c.healthz().await != 200 {
+            w.unhealthy += 1;
+        }
+        w.max_rss = w.max_rss.max(c.rss());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    w
+}
+
+/// Operations per second of `series` over `window`.
+pub async fn rate_over(c: &Chatload, series: &str, window: Duration) -> f64 {
+    let (v1, t1) = (c.metric(series).await, Instant::now());
+    tokio::time::sleep(window).await;
+    let (v2, t2) = (c.metric(series).await, Instant::now());
+    (v2 - v1) / (t2 - t1).as_secs_f64()
+}
+
+/// The failed operations (error, timeout, unavailable, dropped) of `backend`'s `op`.
+pub async fn failures(c: &Chatload, backend: &str, op: &str) -> f64 {
+    let mut sum = 0.0;
+    for o in ["error", "timeout", "overloaded", "unavailable", "dropped"] {
+        sum += c.metric(&ops_series(backend, op, o)).await;
+    }
+    sum
+}
+
+/// Seconds until `series` runs at ≥ 99 % of `rate` over a whole second (counted to the end of that
+/// second), polling `/healthz` meanwhile; panics after `within`.
+pub async fn recovery(c: &Chatload, series: &str, rate: f64, within: Duration) -> Duration {
+    let t = Instant::now();
+    loop {
+        assert_eq!(c.healthz().await, 200, "/healthz during recovery");
+        let r = rate_over(c, series, Duration::from_secs(1)).await;
+        if r >= 0.99 * rate {
+            return t.elapsed();
+        }
+        assert!(
+            t.elapsed() < within,
+            "{series} did not recover within {within:?} (last {r:.0}/s)"
+        );
     }
 }

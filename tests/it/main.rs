@@ -7,10 +7,12 @@ mod common;
 
 mod check;
 mod cli;
+mod faults;
 mod http;
 mod probes;
 mod reload;
 mod scaleout;
+mod security;
 mod stack;
 mod status;
 mod traffic;

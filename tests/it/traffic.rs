@@ -4,7 +4,7 @@
 
 use crate::common::{
     CASSANDRA, Chatload, REDIS, ResumeOnDrop, STACK_LOCK, cassandra_pid, closed_port, config_with,
-    ops_series, require_stack, signal,
+    failures, ops_series, rate_over, require_stack, signal, watch,
 };
 use chatload::backend::scylla::{connect, query_first};
 use chatload::metrics::Metrics;
@@ -192,19 +192,8 @@ async fn steady_traffic_60s_at_1000_per_second() {
         .unwrap();
 }
 
-async fn rate_over(c: &Chatload, series: &str, window: Duration) -> f64 {
-    let (v1, t1) = (c.metric(series).await, Instant::now());
-    tokio::time::sleep(window).await;
-    let (v2, t2) = (c.metric(series).await, Instant::now());
-    (v2 - v1) / (t2 - t1).as_secs_f64()
-}
-
 async fn redis_failures(c: &Chatload) -> f64 {
-    let mut sum = 0.0;
-    for o in ["error", "timeout", "unavailable", "dropped"] {
-        sum += c.metric(&ops_series("redis", "write", o)).await;
-    }
-    sum
+    failures(c, "redis", "write").await
 }
 
 /// Redis is killed (SIGKILL) mid-run: the ScyllaDB writes go on at the target rate, Redis failures are
@@ -257,14 +246,20 @@ async fn redis_killed_mid_run_does_not_slow_scylla_writes() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    let rss_before = c.rss();
     let _ = redis.kill();
     let _ = redis.wait();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let failures_before = redis_failures(&c).await;
     let redis_ok_before = c.metric(&redis_ok).await;
-    let write = rate_over(&c, &write_ok, Duration::from_secs(10)).await;
+    let (w1, t1) = (c.metric(&write_ok).await, Instant::now());
+    let watched = watch(&c, Duration::from_secs(10)).await;
+    let write = (c.metric(&write_ok).await - w1) / t1.elapsed().as_secs_f64();
     let failures = redis_failures(&c).await - failures_before;
-    eprintln!("with Redis dead: scylla writes {write:.1}/s, redis failures counted {failures}");
+    eprintln!(
+        "with Redis dead: scylla writes {write:.1}/s, redis failures counted {failures}, {watched:?}"
+    );
+    assert_eq!(watched.unhealthy, 0, "/healthz stayed 200: {watched:?}");
     assert!(
         (write / 1000.0 - 1.0).abs() < 0.01,
         "scylla write rate {write:.1}/s"
@@ -291,7 +286,18 @@ async fn redis_killed_mid_run_does_not_slow_scylla_writes() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("redis writes recovered {:?} after the restart", t.elapsed());
+    let recovered = t.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = c.rss();
+    eprintln!(
+        "FAULT redis-sigkill: recovered {:.2}s after the restart; RSS before {rss_before}, peak {}, after {rss_after}",
+        recovered.as_secs_f64(),
+        watched.max_rss
+    );
+    assert!(
+        (rss_after as f64) <= rss_before as f64 * 1.5,
+        "RSS grew from {rss_before} to {rss_after}"
+    );
     assert_eq!(c.stop(Duration::from_secs(10)).await.0, Some(0));
     let _ = redis.kill();
     let _ = redis.wait();
@@ -335,6 +341,7 @@ async fn cassandra_paused_10s_caps_in_flight_and_recovers() {
     while paused.elapsed() < Duration::from_secs(10) {
         max_in_flight = max_in_flight.max(c.metric(in_flight).await);
         max_rss = max_rss.max(c.rss());
+        assert_eq!(c.healthz().await, 200, "/healthz while Cassandra is paused");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(resume); // SIGCONT
@@ -362,7 +369,8 @@ async fn cassandra_paused_10s_caps_in_flight_and_recovers() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = c.rss();
     eprintln!(
-        "recovered to the target rate {recovery:?} after SIGCONT; RSS before {rss_before}, peak {max_rss}, after {rss_after}"
+        "FAULT cassandra-sigstop-10s: recovered to the target rate {:.2}s after SIGCONT; RSS before {rss_before}, peak {max_rss}, after {rss_after}",
+        recovery.as_secs_f64()
     );
     assert!(
         (rss_after as f64) < rss_before as f64 * 1.5,
