@@ -495,7 +495,12 @@ async fn run_loop(
             continue;
         }
         let started = Instant::now();
-        let result = tokio::time::timeout(schedule.timeout.get(), probe.run(&ctx)).await;
+        // A shutdown does not wait for a run in progress (ttl_expiry's takes ttl + grace): the run
+        // is abandoned and not counted.
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = tokio::time::timeout(schedule.timeout.get(), probe.run(&ctx)) => r,
+        };
         let (outcome, problem, verdict) = match result {
             Err(_) => (
                 "timeout",

@@ -264,7 +264,11 @@ impl Chatload {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return (s.code(), t.elapsed());
             }
-            assert!(t.elapsed() < within, "no exit within {within:?} of SIGTERM");
+            assert!(
+                t.elapsed() < within,
+                "no exit within {within:?} of SIGTERM; its log:\n{}",
+                self.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

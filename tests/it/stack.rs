@@ -290,3 +290,34 @@ async fn a_foreign_keyspace_is_refused_unless_allowed() {
     .unwrap();
     assert_eq!(owner, Some(("chatload".to_string(),)));
 }
+
+/// A probe run in progress (ttl_expiry waits ttl + grace, 5 s) does not hold up a SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_does_not_wait_for_a_probe_run() {
+    let _stack = STACK_LOCK.read().await;
+    require_stack();
+    let probes = crate::common::probes_only(&["ttl_expiry"], "30s");
+    let chatload = Chatload::start(&crate::common::config_with(
+        CASSANDRA,
+        REDIS,
+        "chatload_it",
+        &format!("[traffic]\nwrite_rate = 10.0\nread_rate = 0.0\n{probes}"),
+    ))
+    .await;
+    wait_for_metric(
+        chatload.addr,
+        r#"chatload_backend_up{backend="scylla"}"#,
+        1.0,
+        Duration::from_secs(30),
+    )
+    .await;
+    // The first run starts at once (no jitter) and then sleeps through the row's TTL.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let runs = chatload
+        .metric(r#"chatload_probe_runs_total{probe="ttl_expiry",outcome="ok"}"#)
+        .await;
+    assert_eq!(runs, 0.0, "the run is still in progress");
+    let (code, took) = chatload.stop(Duration::from_secs(3)).await;
+    eprintln!("exit during a ttl_expiry run took {took:?}");
+    assert_eq!(code, Some(0));
+}
