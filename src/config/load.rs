@@ -573,7 +573,7 @@ mod tests {
                 ],
             )
             .unwrap();
-            assert_eq!(c.scylla.password, raw);
+            assert_eq!(c.scylla.password.expose(), raw);
         }
     }
 

@@ -110,7 +110,7 @@ pub struct ScyllaConfig {
     /// Username for `PasswordAuthenticator`; empty means no authentication.
     pub username: String,
     /// Password (secret: never printed). Prefer `password_file` or `CHATLOAD_SCYLLA__PASSWORD`.
-    pub password: String,
+    pub password: Secret,
     /// File whose first line is the password (a mounted Kubernetes Secret, for example).
     pub password_file: String,
     /// TLS to the nodes (client encryption).
@@ -137,7 +137,7 @@ impl Default for ScyllaConfig {
             connect_timeout: HumanDuration::from_secs(5),
             local_datacenter: String::new(),
             username: String::new(),
-            password: String::new(),
+            password: Secret::default(),
             password_file: String::new(),
             tls: ScyllaTlsConfig::default(),
             replication: ReplicationConfig::default(),
@@ -237,8 +237,8 @@ pub enum ReplicationStrategy {
     NetworkTopology,
 }
 
-/// `[redis]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `[redis]` (its `Debug` redacts the URL's password)
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS. A password in the URL is
@@ -247,7 +247,7 @@ pub struct RedisConfig {
     /// ACL user (Redis 6+); empty: the URL's user, else `default`.
     pub username: String,
     /// Password (secret: never printed); empty: the URL's password, if any.
-    pub password: String,
+    pub password: Secret,
     /// File whose first line is the password.
     pub password_file: String,
     /// TLS files for `rediss://` URLs.
@@ -273,7 +273,7 @@ impl Default for RedisConfig {
         Self {
             url: "redis://127.0.0.1:6379".into(),
             username: String::new(),
-            password: String::new(),
+            password: Secret::default(),
             password_file: String::new(),
             tls: RedisTlsConfig::default(),
             cache: true,
@@ -669,6 +669,73 @@ impl Default for InstanceConfig {
 /// What replaces a secret whenever configuration is shown.
 pub const REDACTED: &str = "<redacted>";
 
+/// A password: (de)serialized as a plain string, so a config file round-trips, but its `Debug` never
+/// shows it, so no log line, error or panic message that prints a config can leak it.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that needs it (the driver's login).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether no secret is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str(REDACTED)
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            url,
+            username,
+            password,
+            password_file,
+            tls,
+            cache,
+            pubsub,
+            cache_length,
+            cache_ttl,
+            key_prefix,
+            request_timeout,
+            connect_timeout,
+        } = self;
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(url))
+            .field("username", username)
+            .field("password", password)
+            .field("password_file", password_file)
+            .field("tls", tls)
+            .field("cache", cache)
+            .field("pubsub", pubsub)
+            .field("cache_length", cache_length)
+            .field("cache_ttl", cache_ttl)
+            .field("key_prefix", key_prefix)
+            .field("request_timeout", request_timeout)
+            .field("connect_timeout", connect_timeout)
+            .finish()
+    }
+}
+
 impl Config {
     /// A copy safe to print or log: passwords and URL credentials replaced by [`REDACTED`].
     pub fn redacted(&self) -> Config {
@@ -702,7 +769,7 @@ impl Config {
 impl ScyllaConfig {
     /// The password from `password` or `password_file` (its first line), if any.
     pub fn password(&self) -> std::io::Result<Option<String>> {
-        secret(&self.password, &self.password_file)
+        secret(self.password.expose(), &self.password_file)
     }
 }
 
@@ -710,7 +777,7 @@ impl RedisConfig {
     /// The password from `password` or `password_file` (its first line), if any (the URL's
     /// password is not included).
     pub fn password(&self) -> std::io::Result<Option<String>> {
-        secret(&self.password, &self.password_file)
+        secret(self.password.expose(), &self.password_file)
     }
 }
 
@@ -834,7 +901,13 @@ mod tests {
         c.redis.password = "hunter2".into();
         let shown = c.to_redacted_toml();
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(!format!("{:?}", c.redacted()).contains("hunter2"));
+        c.redis.url = "rediss://u:hunter3@h:1".into();
+        c.redis.password = Secret::default();
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("hunter3"),
+            "Debug of the unredacted config shows no secret: {debug}"
+        );
         assert!(shown.contains(REDACTED));
     }
 }

@@ -34,7 +34,11 @@ impl Config {
         }
         v.positive("scylla.request_timeout", c.scylla.request_timeout);
         v.positive("scylla.connect_timeout", c.scylla.connect_timeout);
-        v.secret("scylla", &c.scylla.password, &c.scylla.password_file);
+        v.secret(
+            "scylla",
+            c.scylla.password.expose(),
+            &c.scylla.password_file,
+        );
         if (!c.scylla.password.is_empty() || !c.scylla.password_file.is_empty())
             && c.scylla.username.is_empty()
         {
@@ -116,7 +120,7 @@ impl Config {
                 "is set but redis.url is not rediss://; TLS files apply to rediss:// URLs only",
             );
         }
-        v.secret("redis", &c.redis.password, &c.redis.password_file);
+        v.secret("redis", c.redis.password.expose(), &c.redis.password_file);
         if (!c.redis.password.is_empty() || !c.redis.password_file.is_empty())
             && let Ok(info) = redis::IntoConnectionInfo::into_connection_info(c.redis.url.as_str())
             && info.redis_settings().password().is_some()
