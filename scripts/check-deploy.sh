@@ -900,6 +900,17 @@ CHART=deploy/helm/chatload
 # shellcheck disable=SC2054 # the commas are helm's, not array separators
 HELM_FULL=(--set serviceMonitor.enabled=true,prometheusRule.enabled=true,dashboards.enabled=true
            --set replicaCount=3,scylla.username=chatload,secrets.scyllaPassword=example-only)
+# shellcheck disable=SC2054
+HELM_SECURE=(--set redis.url=rediss://redis.example:6380,redis.username=chatload,secrets.redisPassword=example-only
+             --set tls.backends.existingSecret=chatload-backend-tls,tls.backends.certFile=tls.crt,tls.backends.keyFile=tls.key
+             --set tls.backends.scylla.enabled=true,tls.backends.scylla.verifyHostname=false,tls.backends.redis.enabled=true
+             --set web.existingSecret=chatload-web,web.tls=true,web.basicAuth=true
+             --set-string web.probeAuthorization='Basic cHJvYmU6UkVQTEFDRS1NRQ=='
+             --set serviceMonitor.tlsConfig.ca.secret.name=chatload-web,serviceMonitor.tlsConfig.ca.secret.key=ca.crt
+             --set serviceMonitor.tlsConfig.serverName=chatload.chatload.svc
+             --set serviceMonitor.basicAuth.username.name=chatload-scrape,serviceMonitor.basicAuth.username.key=username
+             --set serviceMonitor.basicAuth.password.name=chatload-scrape,serviceMonitor.basicAuth.password.key=password)
+
 
 # ------------------------------------------------------------------------------------------- checks
 check_yaml() {
@@ -966,6 +977,35 @@ check_helm() {
         return 1
     fi
     info "  ok   refused: $(grep -o 'secrets.scyllaPassword is set.*' "$WORK/helm-err")"
+    info "helm lint + template with Redis credentials, backend TLS, web TLS + basic auth (StatefulSet and Deployment):"
+    "$HELM" lint --strict "$CHART" "${HELM_FULL[@]}" "${HELM_SECURE[@]}" | sed 's/^/      /'
+    "$HELM" template chatload "$CHART" --namespace chatload "${HELM_FULL[@]}" "${HELM_SECURE[@]}" > "$WORK/helm-secure.yaml"
+    "$HELM" template chatload "$CHART" --namespace chatload "${HELM_FULL[@]}" "${HELM_SECURE[@]}" --set replicaCount=1 \
+        > "$WORK/helm-secure-1.yaml"
+    H k8s "${CRDS[@]}" --versions "$K8S_VERSIONS" "$WORK/helm-secure.yaml" "$WORK/helm-secure-1.yaml"
+    H embedded --rules "$RULES" --dashboard "$DASHBOARD" \
+        --expect StatefulSet,Service,ConfigMap,Secret,ServiceMonitor,PrometheusRule,Dashboard "$WORK/helm-secure.yaml"
+    H embedded --rules "$RULES" --dashboard "$DASHBOARD" \
+        --expect Deployment,Service,ConfigMap,Secret,ServiceMonitor,PrometheusRule,Dashboard "$WORK/helm-secure-1.yaml"
+    local want
+    for want in 'scheme: HTTPS' 'value: Basic cHJvYmU6UkVQTEFDRS1NRQ==' 'scheme: https' 'secretName: chatload-web' \
+        'secretName: chatload-backend-tls' 'CHATLOAD_REDIS__PASSWORD:' 'web_config_file = "/etc/chatload-web/web.yml"' \
+        '[scylla.tls]' '[redis.tls]'; do
+        grep -qF -- "$want" "$WORK/helm-secure-1.yaml" || { echo "      FAIL not rendered: $want"; return 1; }
+    done
+    info "  ok   probes HTTPS + Authorization, ServiceMonitor https, Secret volumes, [scylla.tls], [redis.tls], web_config_file"
+    info "helm template must refuse inconsistent security values:"
+    local args
+    for args in "tls.backends.redis.enabled=true" "web.tls=true" "web.existingSecret=x,web.basicAuth=true" \
+        "web.existingSecret=x,web.basicAuth=true,web.probeAuthorization=Basic eDp5,serviceMonitor.enabled=true" \
+        "tls.backends.existingSecret=x,tls.backends.scylla.enabled=true,tls.backends.certFile=tls.crt"; do
+        if "$HELM" template chatload "$CHART" --set "$args" > /dev/null 2> "$WORK/helm-err"; then
+            echo "      FAIL rendered with --set $args"
+            return 1
+        fi
+        info "  ok   refused --set $args: $(sed -n 's/^Error: execution error at ([^)]*): //p' "$WORK/helm-err")"
+    done
+
 }
 check "Helm chart: deploy/helm/chatload" check_helm
 
@@ -979,6 +1019,30 @@ check_config() {
     H config --binary "$CHATLOAD" --compose deploy/compose.yaml --default-config config/chatload.toml \
         --configmap "$K8S/configmap.yaml" "$K8S"/{deployment,statefulset,sidecar-example}.yaml \
         "$WORK/helm-default.yaml" "$WORK/helm-full.yaml"
+    [[ -s $WORK/helm-secure-1.yaml ]] || "$HELM" template chatload "$CHART" "${HELM_FULL[@]}" "${HELM_SECURE[@]}" \
+        --set replicaCount=1 > "$WORK/helm-secure-1.yaml"
+    [[ -s $WORK/helm-secure.yaml ]] || "$HELM" template chatload "$CHART" "${HELM_FULL[@]}" "${HELM_SECURE[@]}" \
+        > "$WORK/helm-secure.yaml"
+    local files=$WORK/secret-files
+    mkdir -p "$files/tls" "$files/web"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=chatload -addext subjectAltName=DNS:chatload \
+        -keyout "$files/web/tls.key" -out "$files/web/tls.crt" 2> /dev/null
+    cp "$files/web/tls.crt" "$files/tls/ca.crt"
+    cp "$files/web/tls.crt" "$files/tls/tls.crt"
+    cp "$files/web/tls.key" "$files/tls/tls.key"
+    cat > "$files/web/web.yml" <<'WEB'
+tls_server_config:
+  cert_file: tls.crt
+  key_file: tls.key
+basic_auth_users:
+  probe: '$2b$10$B.NZ8BsmSyaCPDl2D45vu.ybwioPlm9oXgKWP9NOpnhSn.FwLXE3m'
+WEB
+    sed -e "s|/etc/chatload-tls|$files/tls|g" -e "s|/etc/chatload-web|$files/web|g" "$WORK/helm-secure.yaml" \
+        > "$WORK/helm-secure-local.yaml"
+    sed -e "s|/etc/chatload-tls|$files/tls|g" -e "s|/etc/chatload-web|$files/web|g" "$WORK/helm-secure-1.yaml" \
+        > "$WORK/helm-secure-1-local.yaml"
+    H config --binary "$CHATLOAD" --compose deploy/compose.yaml --default-config config/chatload.toml \
+        "$WORK/helm-secure-local.yaml" "$WORK/helm-secure-1-local.yaml"
 }
 check "chatload config check of every rendered configuration" check_config
 

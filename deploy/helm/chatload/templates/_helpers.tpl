@@ -38,9 +38,50 @@ app.kubernetes.io/part-of: chatload
 {{- define "chatload.secretName" -}}
 {{- if .Values.secrets.existingSecret }}
 {{- .Values.secrets.existingSecret }}
-{{- else if .Values.secrets.scyllaPassword }}
+{{- else if or .Values.secrets.scyllaPassword .Values.secrets.redisPassword }}
 {{- include "chatload.fullname" . }}
 {{- end }}
+{{- end }}
+
+{{/*
+A probe from values (dict "probe" PROBE "root" $). With web.existingSecret an httpGet probe gets
+scheme HTTPS (web.tls) and the Authorization header web.probeAuthorization; other probes (tcpSocket,
+exec) are rendered as given. The kubelet cannot read probe headers from a Secret.
+*/}}
+{{- define "chatload.probe" -}}
+{{- $probe := deepCopy .probe -}}
+{{- $web := .root.Values.web -}}
+{{- if and $web.existingSecret $probe.httpGet -}}
+{{- if $web.tls -}}
+{{- $_ := set $probe.httpGet "scheme" "HTTPS" -}}
+{{- end -}}
+{{- with $web.probeAuthorization -}}
+{{- $headers := default list $probe.httpGet.httpHeaders -}}
+{{- $_ := set $probe.httpGet "httpHeaders" (append $headers (dict "name" "Authorization" "value" .)) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $probe -}}
+{{- end }}
+
+{{/* Path of a file in a mounted Secret: (list MOUNTPATH FILE). */}}
+{{- define "chatload.mountedFile" -}}
+{{- printf "%s/%s" (trimSuffix "/" (index . 0)) (index . 1) -}}
+{{- end }}
+
+{{/*
+The ca_file, cert_file and key_file lines of [scylla.tls] / [redis.tls] (argument: tls.backends),
+one per line, for the files named; nothing without tls.backends.existingSecret.
+*/}}
+{{- define "chatload.tlsFiles" -}}
+{{- if .existingSecret -}}
+{{- $lines := list -}}
+{{- range $key, $file := dict "ca_file" .caFile "cert_file" .certFile "key_file" .keyFile -}}
+{{- if $file -}}
+{{- $lines = append $lines (printf "%s = %s" $key (include "chatload.mountedFile" (list $.mountPath $file) | toJson)) -}}
+{{- end -}}
+{{- end -}}
+{{- join "\n" $lines -}}
+{{- end -}}
 {{- end }}
 
 {{- define "chatload.image" -}}
@@ -107,11 +148,11 @@ spec:
       {{- end }}
       {{- with .Values.livenessProbe }}
       livenessProbe:
-        {{- toYaml . | nindent 8 }}
+        {{- include "chatload.probe" (dict "probe" . "root" $) | nindent 8 }}
       {{- end }}
       {{- with .Values.readinessProbe }}
       readinessProbe:
-        {{- toYaml . | nindent 8 }}
+        {{- include "chatload.probe" (dict "probe" . "root" $) | nindent 8 }}
       {{- end }}
       {{- with .Values.resources }}
       resources:
@@ -125,10 +166,32 @@ spec:
         - name: config
           mountPath: /etc/chatload
           readOnly: true
+        {{- if .Values.tls.backends.existingSecret }}
+        # TLS files for the backends (read when chatload starts).
+        - name: backend-tls
+          mountPath: {{ .Values.tls.backends.mountPath }}
+          readOnly: true
+        {{- end }}
+        {{- if .Values.web.existingSecret }}
+        # The web config of chatload's endpoints and its files (re-read on SIGHUP or POST /-/reload).
+        - name: web-config
+          mountPath: {{ .Values.web.mountPath }}
+          readOnly: true
+        {{- end }}
   volumes:
     - name: config
       configMap:
         name: {{ include "chatload.fullname" . }}
+    {{- with .Values.tls.backends.existingSecret }}
+    - name: backend-tls
+      secret:
+        secretName: {{ . }}
+    {{- end }}
+    {{- with .Values.web.existingSecret }}
+    - name: web-config
+      secret:
+        secretName: {{ . }}
+    {{- end }}
   {{- with .Values.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}
