@@ -225,6 +225,18 @@ impl Chatload {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
+    /// Poll `/metrics` until `series` is at least `value`; panics with `what` after `within`.
+    pub async fn wait_at_least(&self, series: &str, value: f64, within: Duration, what: &str) {
+        let t = Instant::now();
+        while self.metric(series).await < value {
+            assert!(
+                t.elapsed() < within,
+                "{what} ({series} < {value} after {within:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Status of `GET /healthz`.
     pub async fn healthz(&self) -> u16 {
         http(self.addr, "GET", "/healthz").await.0

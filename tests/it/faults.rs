@@ -8,7 +8,7 @@ use crate::common::{
     CASSANDRA, Chatload, REDIS, STACK_LOCK, config_with, failures, ops_series, recovery,
     require_stack, stack, wait_for_metric, watch,
 };
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const RATE: f64 = 500.0;
 const SCYLLA_UP: &str = r#"chatload_backend_up{backend="scylla"}"#;
@@ -40,14 +40,13 @@ async fn cassandra_stopped_and_restarted_through_stack_sh() {
     let c = Chatload::start(&config("chatload_it_faults")).await;
     let write_ok = ops_series("scylla", "write", "ok");
     let redis_ok = ops_series("redis", "write", "ok");
-    let t = Instant::now();
-    while c.metric(&write_ok).await < 1000.0 {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "traffic did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    c.wait_at_least(
+        &write_ok,
+        1000.0,
+        Duration::from_secs(30),
+        "traffic did not start",
+    )
+    .await;
     let rss_before = c.rss();
     let failed_before = failures(&c, "scylla", "write").await;
 

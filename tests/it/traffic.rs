@@ -321,14 +321,13 @@ async fn cassandra_paused_10s_caps_in_flight_and_recovers() {
     let write_ok = ops_series("scylla", "write", "ok");
     let dropped = ops_series("scylla", "write", "dropped");
     let in_flight = r#"chatload_in_flight{backend="scylla"}"#;
-    let t = Instant::now();
-    while c.metric(&write_ok).await < 2000.0 {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "traffic did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    c.wait_at_least(
+        &write_ok,
+        2000.0,
+        Duration::from_secs(30),
+        "traffic did not start",
+    )
+    .await;
     let rss_before = c.rss();
     let dropped_before = c.metric(&dropped).await;
 
