@@ -415,3 +415,11 @@ pub async fn recovery(c: &Chatload, series: &str, rate: f64, within: Duration) -
         );
     }
 }
+
+/// The fault tests' memory bound: RSS at the end within 1.5× of before the fault.
+pub fn assert_rss_bounded(before: u64, after: u64) {
+    assert!(
+        after as f64 <= before as f64 * 1.5,
+        "RSS grew from {before} to {after} bytes (more than 1.5×)"
+    );
+}

@@ -5,8 +5,8 @@
 //! Each test holds the stack lock for writing and leaves Cassandra running, even when it fails.
 
 use crate::common::{
-    CASSANDRA, Chatload, REDIS, STACK_LOCK, config_with, failures, ops_series, recovery,
-    require_stack, stack, wait_for_metric, watch,
+    CASSANDRA, Chatload, REDIS, STACK_LOCK, assert_rss_bounded, config_with, failures, ops_series,
+    recovery, require_stack, stack, wait_for_metric, watch,
 };
 use std::time::Duration;
 
@@ -84,10 +84,7 @@ async fn cassandra_stopped_and_restarted_through_stack_sh() {
         recovered.as_secs_f64(),
         watched.max_rss
     );
-    assert!(
-        (rss_after as f64) <= rss_before as f64 * 1.5,
-        "RSS grew from {rss_before} to {rss_after}"
-    );
+    assert_rss_bounded(rss_before, rss_after);
     assert_eq!(c.stop(Duration::from_secs(10)).await.0, Some(0));
 }
 
@@ -136,10 +133,7 @@ async fn chatload_started_while_cassandra_is_down() {
         recovered.as_secs_f64(),
         watched.max_rss.max(watched_early.max_rss)
     );
-    assert!(
-        (rss_after as f64) <= rss_before as f64 * 1.5,
-        "RSS grew from {rss_before} to {rss_after}"
-    );
+    assert_rss_bounded(rss_before, rss_after);
     assert!(
         c.log_text().contains("statements prepared"),
         "the log says when traffic reaches the database"

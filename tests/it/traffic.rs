@@ -3,8 +3,8 @@
 //! holds the stack lock for writing, so no other test competes for the two cores while it measures.
 
 use crate::common::{
-    CASSANDRA, Chatload, REDIS, ResumeOnDrop, STACK_LOCK, cassandra_pid, closed_port, config_with,
-    failures, ops_series, rate_over, require_stack, signal, watch,
+    CASSANDRA, Chatload, REDIS, ResumeOnDrop, STACK_LOCK, assert_rss_bounded, cassandra_pid,
+    closed_port, config_with, failures, ops_series, rate_over, require_stack, signal, watch,
 };
 use chatload::backend::scylla::{connect, query_first};
 use chatload::metrics::Metrics;
@@ -294,10 +294,7 @@ async fn redis_killed_mid_run_does_not_slow_scylla_writes() {
         recovered.as_secs_f64(),
         watched.max_rss
     );
-    assert!(
-        (rss_after as f64) <= rss_before as f64 * 1.5,
-        "RSS grew from {rss_before} to {rss_after}"
-    );
+    assert_rss_bounded(rss_before, rss_after);
     assert_eq!(c.stop(Duration::from_secs(10)).await.0, Some(0));
     let _ = redis.kill();
     let _ = redis.wait();
@@ -371,9 +368,6 @@ async fn cassandra_paused_10s_caps_in_flight_and_recovers() {
         "FAULT cassandra-sigstop-10s: recovered to the target rate {:.2}s after SIGCONT; RSS before {rss_before}, peak {max_rss}, after {rss_after}",
         recovery.as_secs_f64()
     );
-    assert!(
-        (rss_after as f64) < rss_before as f64 * 1.5,
-        "RSS grew from {rss_before} to {rss_after}"
-    );
+    assert_rss_bounded(rss_before, rss_after);
     assert_eq!(c.stop(Duration::from_secs(10)).await.0, Some(0));
 }
