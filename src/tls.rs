@@ -58,8 +58,9 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsFileError> {
 pub fn root_store(ca_file: &str) -> Result<RootCertStore, TlsFileError> {
     let mut roots = RootCertStore::empty();
     if ca_file.is_empty() {
-        let found = rustls_native_roots();
-        roots.add_parsable_certificates(found);
+        // The same system roots the Redis client uses for `rediss://` without a CA file
+        // (`SSL_CERT_FILE`/`SSL_CERT_DIR` honoured); unreadable ones are skipped.
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
         return Ok(roots);
     }
     let path = Path::new(ca_file);
@@ -69,19 +70,6 @@ pub fn root_store(ca_file: &str) -> Result<RootCertStore, TlsFileError> {
             .map_err(|e| file_error(path, format!("not a usable CA certificate: {e}")))?;
     }
     Ok(roots)
-}
-
-/// The system's CA certificates (`/etc/ssl/certs/ca-certificates.crt` and friends).
-fn rustls_native_roots() -> Vec<CertificateDer<'static>> {
-    const BUNDLES: &[&str] = &[
-        "/etc/ssl/certs/ca-certificates.crt",
-        "/etc/pki/tls/certs/ca-bundle.crt",
-        "/etc/ssl/cert.pem",
-    ];
-    BUNDLES
-        .iter()
-        .find_map(|p| load_certs(Path::new(p)).ok())
-        .unwrap_or_default()
 }
 
 /// What a TLS client needs: where to find trust and, optionally, its own certificate.
