@@ -183,6 +183,25 @@ spawn() {
     die "could not start $1 (no pid file $pidfile)"
 }
 
+# wait_ready NAME PID_FN READY_FN LOG FAILURE: poll every 0.2 s, for at most
+# SIMPLE_BOOT_TIMEOUT seconds, until READY_FN succeeds while PID_FN still finds
+# the process; then READY_PID holds its pid. If the process exits, or the time
+# runs out ("NAME: FAILURE within Ns"), show the log's tail and exit 1.
+READY_PID=
+wait_ready() {
+    local name=$1 pid_fn=$2 ready_fn=$3 log_file=$4 failure=$5
+    local deadline=$((SECONDS + SIMPLE_BOOT_TIMEOUT))
+    while :; do
+        READY_PID=$("$pid_fn") || { show_log_tail "$log_file"; die "$name: the process exited (log: $log_file)"; }
+        "$ready_fn" && return 0
+        if ((SECONDS >= deadline)); then
+            show_log_tail "$log_file"
+            die "$name: $failure within ${SIMPLE_BOOT_TIMEOUT}s (log: $log_file)"
+        fi
+        sleep 0.2
+    done
+}
+
 # stop_pid <name> <pidfile> <pattern>
 # SIGTERM the process from the pid file, wait up to STOP_TIMEOUT seconds, then
 # SIGKILL. Only touches a process whose command line matches <pattern>.
@@ -794,22 +813,13 @@ redis_start() {
 }
 
 redis_wait() {
-    local deadline=$((SECONDS + SIMPLE_BOOT_TIMEOUT)) pid
     if ((REDIS_EXTERNAL)); then
         printf '%-10s up       pid %-8s %s:%s  (external: not started by this script, left alone)\n' \
             redis - "$HOST" "$REDIS_PORT"
         return 0
     fi
-    while :; do
-        pid=$(redis_pid) || { show_log_tail "$REDIS_LOG"; die "redis: redis-server exited (log: $REDIS_LOG)"; }
-        redis_ready && break
-        if ((SECONDS >= deadline)); then
-            show_log_tail "$REDIS_LOG"
-            die "redis: no PONG on $HOST:$REDIS_PORT within ${SIMPLE_BOOT_TIMEOUT}s (log: $REDIS_LOG)"
-        fi
-        sleep 0.2
-    done
-    printf '%-10s up       pid %-8s %s:%s  (%s)\n' redis "$pid" "$HOST" "$REDIS_PORT" \
+    wait_ready redis redis_pid redis_ready "$REDIS_LOG" "no PONG on $HOST:$REDIS_PORT"
+    printf '%-10s up       pid %-8s %s:%s  (%s)\n' redis "$READY_PID" "$HOST" "$REDIS_PORT" \
         "$( ((REDIS_JUST_STARTED)) && echo started || echo 'already running')"
 }
 
@@ -883,22 +893,14 @@ redis_tls_start() {
 }
 
 redis_tls_wait() {
-    local deadline=$((SECONDS + SIMPLE_BOOT_TIMEOUT)) pid
     if ((REDIS_TLS_EXTERNAL)); then
         printf '%-10s up       pid %-8s %s:%s  (TLS + ACL; external: not started by this script, left alone)\n' \
             redis-tls - "$HOST" "$REDIS_TLS_PORT"
         return 0
     fi
-    while :; do
-        pid=$(redis_tls_pid) || { show_log_tail "$REDIS_TLS_LOG"; die "redis-tls: redis-server exited (log: $REDIS_TLS_LOG)"; }
-        redis_tls_ready && break
-        if ((SECONDS >= deadline)); then
-            show_log_tail "$REDIS_TLS_LOG"
-            die "redis-tls: no PONG over TLS as $REDIS_TLS_USER on $HOST:$REDIS_TLS_PORT within ${SIMPLE_BOOT_TIMEOUT}s (log: $REDIS_TLS_LOG)"
-        fi
-        sleep 0.2
-    done
-    printf '%-10s up       pid %-8s %s:%s  (TLS + ACL user %s; %s)\n' redis-tls "$pid" "$HOST" "$REDIS_TLS_PORT" \
+    wait_ready redis-tls redis_tls_pid redis_tls_ready "$REDIS_TLS_LOG" \
+        "no PONG over TLS as $REDIS_TLS_USER on $HOST:$REDIS_TLS_PORT"
+    printf '%-10s up       pid %-8s %s:%s  (TLS + ACL user %s; %s)\n' redis-tls "$READY_PID" "$HOST" "$REDIS_TLS_PORT" \
         "$REDIS_TLS_USER" "$( ((REDIS_TLS_JUST_STARTED)) && echo started || echo 'already running')"
 }
 
@@ -989,22 +991,15 @@ prometheus_start() {
 }
 
 prometheus_wait() {
-    local deadline=$((SECONDS + SIMPLE_BOOT_TIMEOUT)) pid note
-    while :; do
-        pid=$(prometheus_pid) || { show_log_tail "$PROM_LOG"; die "prometheus: process exited (log: $PROM_LOG)"; }
-        prometheus_ready && break
-        if ((SECONDS >= deadline)); then
-            show_log_tail "$PROM_LOG"
-            die "prometheus: /-/ready did not answer on $HOST:$PROMETHEUS_PORT within ${SIMPLE_BOOT_TIMEOUT}s (log: $PROM_LOG)"
-        fi
-        sleep 0.2
-    done
+    local note
+    wait_ready prometheus prometheus_pid prometheus_ready "$PROM_LOG" \
+        "/-/ready did not answer on $HOST:$PROMETHEUS_PORT"
     if ((PROM_JUST_STARTED)); then note=started
     elif ((PROM_RELOADED)); then note="already running, config reloaded"
     else note="already running"
     fi
     [[ -f $PROM_RULES_FILE ]] && note+=", rules: ${PROM_RULES_FILE#"$REPO_ROOT"/}" || note+=", no rules file"
-    printf '%-10s up       pid %-8s %s:%s  (%s)\n' prometheus "$pid" "$HOST" "$PROMETHEUS_PORT" "$note"
+    printf '%-10s up       pid %-8s %s:%s  (%s)\n' prometheus "$READY_PID" "$HOST" "$PROMETHEUS_PORT" "$note"
 }
 
 prometheus_stop() { stop_pid prometheus "$PROM_PID" "$PROM_PATTERN"; }
