@@ -50,6 +50,10 @@ pub fn config_file(text: &str) -> tempfile::NamedTempFile {
 pub const CASSANDRA: &str = "127.0.0.1:9042";
 /// Redis of the local stack.
 pub const REDIS: &str = "127.0.0.1:6379";
+/// `chatload_backend_up` of ScyllaDB.
+pub const SCYLLA_UP: &str = r#"chatload_backend_up{backend="scylla"}"#;
+/// `chatload_backend_up` of Redis.
+pub const REDIS_UP: &str = r#"chatload_backend_up{backend="redis"}"#;
 
 /// Panic with instructions unless Cassandra and Redis of the local stack answer.
 pub fn require_stack() {
@@ -332,6 +336,18 @@ pub fn stack(args: &[&str]) -> Duration {
         String::from_utf8_lossy(&out.stderr)
     );
     t.elapsed()
+}
+
+/// Runs `scripts/stack.sh` with these arguments when dropped (ignoring its result), so that a test
+/// that takes a service away puts it back even when it fails.
+pub struct StackOnDrop(pub &'static [&'static str]);
+
+impl Drop for StackOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/stack.sh"))
+            .args(self.0)
+            .status();
+    }
 }
 
 /// A file of the stack's test TLS material (`.stack/tls/`), which `scripts/stack.sh up` creates.

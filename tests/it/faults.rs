@@ -5,23 +5,15 @@
 //! Each test holds the stack lock for writing and leaves Cassandra running, even when it fails.
 
 use crate::common::{
-    CASSANDRA, Chatload, REDIS, STACK_LOCK, assert_rss_bounded, config_with, failures, ops_series,
-    recovery, require_stack, stack, wait_for_metric, watch,
+    CASSANDRA, Chatload, REDIS, SCYLLA_UP, STACK_LOCK, StackOnDrop, assert_rss_bounded,
+    config_with, failures, ops_series, recovery, require_stack, stack, wait_for_metric, watch,
 };
 use std::time::Duration;
 
 const RATE: f64 = 500.0;
-const SCYLLA_UP: &str = r#"chatload_backend_up{backend="scylla"}"#;
-
 /// Starts Cassandra again when dropped, so that a failing test does not take the stack down with it.
-struct CassandraBack;
-
-impl Drop for CassandraBack {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(crate::common::repo().join("scripts/stack.sh"))
-            .args(["start", "cassandra"])
-            .status();
-    }
+fn cassandra_back() -> StackOnDrop {
+    StackOnDrop(&["start", "cassandra"])
 }
 
 fn config(keyspace: &str) -> String {
@@ -50,7 +42,7 @@ async fn cassandra_stopped_and_restarted_through_stack_sh() {
     let rss_before = c.rss();
     let failed_before = failures(&c, "scylla", "write").await;
 
-    let _back = CassandraBack;
+    let _back = cassandra_back();
     let stop = stack(&["stop", "cassandra"]);
     let redis_before = c.metric(&redis_ok).await;
     let watched = watch(&c, Duration::from_secs(10)).await;
@@ -92,7 +84,7 @@ async fn cassandra_stopped_and_restarted_through_stack_sh() {
 async fn chatload_started_while_cassandra_is_down() {
     let _stack = STACK_LOCK.write().await;
     require_stack();
-    let _back = CassandraBack;
+    let _back = cassandra_back();
     stack(&["stop", "cassandra"]);
     let keyspace = "chatload_it_cold_start";
     let c = Chatload::start(&config(keyspace)).await;

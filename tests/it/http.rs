@@ -1,6 +1,6 @@
 //! The HTTP endpoints of an in-process daemon on port 0, with both backends unreachable.
 
-use crate::common::{closed_port, http, metric, test_config};
+use crate::common::{REDIS_UP, SCYLLA_UP, closed_port, http, metric, test_config};
 use chatload::{Daemon, config};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -32,14 +32,8 @@ async fn endpoints_answer_with_backends_down() {
             .contains("content-type: text/plain; version=0.0.4"),
         "{head}"
     );
-    assert_eq!(
-        metric(&body, r#"chatload_backend_up{backend="scylla"}"#),
-        Some(0.0)
-    );
-    assert_eq!(
-        metric(&body, r#"chatload_backend_up{backend="redis"}"#),
-        Some(0.0)
-    );
+    assert_eq!(metric(&body, SCYLLA_UP), Some(0.0));
+    assert_eq!(metric(&body, REDIS_UP), Some(0.0));
     assert!(body.contains(&format!(
         "chatload_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")

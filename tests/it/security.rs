@@ -6,8 +6,8 @@
 //! Each case prints a `MATRIX` line.
 
 use crate::common::{
-    CASSANDRA, Chatload, REDIS, STACK_LOCK, bin, closed_port, config_file, config_with, ops_series,
-    repo, require_stack, stack, tls_file, wait_for_metric,
+    CASSANDRA, Chatload, REDIS, REDIS_UP, SCYLLA_UP, STACK_LOCK, StackOnDrop, bin, closed_port,
+    config_file, config_with, ops_series, require_stack, stack, tls_file, wait_for_metric,
 };
 use chatload::config::{Config, RedisConfig, ScyllaConfig};
 use std::time::{Duration, Instant};
@@ -16,19 +16,20 @@ use std::time::{Duration, Instant};
 type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a [&'a str]);
 
 const REDIS_TLS: &str = "127.0.0.1:6380";
-const REDIS_UP: &str = r#"chatload_backend_up{backend="redis"}"#;
-const SCYLLA_UP: &str = r#"chatload_backend_up{backend="scylla"}"#;
 
-/// Wait until the log says `backend` is down (the health loop's first failure), then return the log.
-async fn wait_for_down_log(c: &Chatload, backend: &str, within: Duration) -> String {
+/// Wait until the log says `backend` is down (the health loop's first failure); return the whole log
+/// and that line.
+async fn wait_for_down_log(c: &Chatload, backend: &str, within: Duration) -> (String, String) {
+    let label = format!("backend=\"{backend}\"");
     let t = Instant::now();
     loop {
         let log = c.log_text();
-        if log
+        let line = log
             .lines()
-            .any(|l| l.contains("backend is down") && l.contains(&format!("backend=\"{backend}\"")))
-        {
-            return log;
+            .find(|l| l.contains("backend is down") && l.contains(&label))
+            .map(str::to_string);
+        if let Some(line) = line {
+            return (log, line);
         }
         assert!(
             t.elapsed() < within,
@@ -42,19 +43,17 @@ async fn wait_for_down_log(c: &Chatload, backend: &str, within: Duration) -> Str
 /// case's reasons) without any of `secrets`. Prints the `MATRIX` line.
 async fn assert_down(c: &Chatload, backend: &str, case: &Case<'_>, secrets: &[&str]) {
     let (name, _, _, reasons) = case;
-    let log = wait_for_down_log(c, backend, Duration::from_secs(20)).await;
-    let label = format!("backend=\"{backend}\"");
-    let line = log
-        .lines()
-        .find(|l| l.contains("backend is down") && l.contains(&label))
-        .unwrap()
-        .to_string();
+    let (log, line) = wait_for_down_log(c, backend, Duration::from_secs(20)).await;
     assert!(
         reasons.iter().any(|r| line.contains(r)),
         "{name}: the log line does not say why ({reasons:?}): {line}"
     );
-    let up = format!("chatload_backend_up{{{label}}}");
-    assert_eq!(c.metric(&up).await, 0.0, "{name}");
+    let up = if backend == "scylla" {
+        SCYLLA_UP
+    } else {
+        REDIS_UP
+    };
+    assert_eq!(c.metric(up).await, 0.0, "{name}");
     assert_eq!(c.healthz().await, 200, "{name}");
     for secret in secrets {
         assert!(!log.contains(secret), "{name}: a secret is in the log");
@@ -237,17 +236,6 @@ async fn redis_over_tls_with_an_acl_user() {
     );
 }
 
-/// Puts Cassandra back in plain mode when dropped, even when the test fails.
-struct PlainCassandra;
-
-impl Drop for PlainCassandra {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(repo().join("scripts/stack.sh"))
-            .args(["restart", "cassandra"])
-            .status();
-    }
-}
-
 fn secure_scylla(username: &str, password: &str) -> ScyllaConfig {
     ScyllaConfig {
         hosts: vec![CASSANDRA.into()],
@@ -268,7 +256,8 @@ fn secure_scylla(username: &str, password: &str) -> ScyllaConfig {
 async fn cassandra_with_password_authenticator_and_client_encryption() {
     let _stack = STACK_LOCK.write().await;
     require_stack();
-    let _plain = PlainCassandra;
+    // Cassandra back in plain mode afterwards, even when the test fails.
+    let _plain = StackOnDrop(&["restart", "cassandra"]);
     let took = stack(&["restart", "cassandra", "secure"]);
     eprintln!(
         "Cassandra restarted in secure mode in {:.1}s",

@@ -1,8 +1,8 @@
 //! Tests against the real local stack (Cassandra 5 and Redis from `scripts/stack.sh up`).
 
 use crate::common::{
-    CASSANDRA, Chatload, REDIS, STACK_LOCK, closed_port, config_file, http, metric, ops_series,
-    require_stack, run, test_config, wait_for_metric,
+    CASSANDRA, Chatload, REDIS, REDIS_UP, SCYLLA_UP, STACK_LOCK, closed_port, config_file, http,
+    metric, ops_series, require_stack, run, test_config, wait_for_metric,
 };
 use chatload::backend::scylla;
 use chatload::{Daemon, config, schema};
@@ -137,20 +137,8 @@ async fn backends_up_with_the_stack_and_kind_detected() {
         .await
         .unwrap();
     let addr = d.http_addr();
-    let scylla_after = wait_for_metric(
-        addr,
-        r#"chatload_backend_up{backend="scylla"}"#,
-        1.0,
-        Duration::from_secs(30),
-    )
-    .await;
-    let redis_after = wait_for_metric(
-        addr,
-        r#"chatload_backend_up{backend="redis"}"#,
-        1.0,
-        Duration::from_secs(30),
-    )
-    .await;
+    let scylla_after = wait_for_metric(addr, SCYLLA_UP, 1.0, Duration::from_secs(30)).await;
+    let redis_after = wait_for_metric(addr, REDIS_UP, 1.0, Duration::from_secs(30)).await;
     eprintln!("backend_up turned 1 after: scylla {scylla_after:?}, redis {redis_after:?}");
     let (_, _, body) = http(addr, "GET", "/metrics").await;
     assert!(
@@ -172,20 +160,8 @@ async fn the_binary_runs_and_stops_on_sigterm() {
     let _stack = STACK_LOCK.read().await;
     require_stack();
     let chatload = Chatload::start(&test_config(CASSANDRA, REDIS, "chatload_it")).await;
-    wait_for_metric(
-        chatload.addr,
-        r#"chatload_backend_up{backend="scylla"}"#,
-        1.0,
-        Duration::from_secs(30),
-    )
-    .await;
-    wait_for_metric(
-        chatload.addr,
-        r#"chatload_backend_up{backend="redis"}"#,
-        1.0,
-        Duration::from_secs(30),
-    )
-    .await;
+    wait_for_metric(chatload.addr, SCYLLA_UP, 1.0, Duration::from_secs(30)).await;
+    wait_for_metric(chatload.addr, REDIS_UP, 1.0, Duration::from_secs(30)).await;
     assert_eq!(http(chatload.addr, "GET", "/healthz").await.0, 200);
     let (code, took) = chatload.stop(Duration::from_secs(5)).await;
     eprintln!("exit after SIGTERM took {took:?}");
@@ -207,14 +183,8 @@ async fn the_binary_serves_with_backends_down() {
     let addr = chatload.addr;
     let (status, _, body) = http(addr, "GET", "/metrics").await;
     assert_eq!(status, 200);
-    assert_eq!(
-        metric(&body, r#"chatload_backend_up{backend="scylla"}"#),
-        Some(0.0)
-    );
-    assert_eq!(
-        metric(&body, r#"chatload_backend_up{backend="redis"}"#),
-        Some(0.0)
-    );
+    assert_eq!(metric(&body, SCYLLA_UP), Some(0.0));
+    assert_eq!(metric(&body, REDIS_UP), Some(0.0));
     // Writes are scheduled and counted as unavailable, never queued.
     assert!(metric(&body, &ops_series("scylla", "write", "unavailable")).unwrap() > 0.0);
     assert_eq!(http(addr, "GET", "/healthz").await.0, 200);
@@ -304,13 +274,7 @@ async fn sigterm_does_not_wait_for_a_probe_run() {
         &format!("[traffic]\nwrite_rate = 10.0\nread_rate = 0.0\n{probes}"),
     ))
     .await;
-    wait_for_metric(
-        chatload.addr,
-        r#"chatload_backend_up{backend="scylla"}"#,
-        1.0,
-        Duration::from_secs(30),
-    )
-    .await;
+    wait_for_metric(chatload.addr, SCYLLA_UP, 1.0, Duration::from_secs(30)).await;
     // The first run starts at once (no jitter) and then sleeps through the row's TTL.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let runs = chatload

@@ -3,8 +3,9 @@
 //! holds the stack lock for writing, so no other test competes for the two cores while it measures.
 
 use crate::common::{
-    CASSANDRA, Chatload, REDIS, ResumeOnDrop, STACK_LOCK, assert_rss_bounded, cassandra_pid,
-    closed_port, config_with, failures, ops_series, rate_over, require_stack, signal, watch,
+    CASSANDRA, Chatload, REDIS, REDIS_UP, ResumeOnDrop, STACK_LOCK, assert_rss_bounded,
+    cassandra_pid, closed_port, config_with, failures, ops_series, rate_over, require_stack,
+    signal, watch,
 };
 use chatload::backend::scylla::{connect, query_first};
 use chatload::metrics::Metrics;
@@ -192,10 +193,6 @@ async fn steady_traffic_60s_at_1000_per_second() {
         .unwrap();
 }
 
-async fn redis_failures(c: &Chatload) -> f64 {
-    failures(c, "redis", "write").await
-}
-
 /// Redis is killed (SIGKILL) mid-run: the ScyllaDB writes go on at the target rate, Redis failures are
 /// counted, `backend_up{redis}` drops to 0, and once Redis is back its side recovers by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,12 +247,12 @@ async fn redis_killed_mid_run_does_not_slow_scylla_writes() {
     let _ = redis.kill();
     let _ = redis.wait();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let failures_before = redis_failures(&c).await;
+    let failures_before = failures(&c, "redis", "write").await;
     let redis_ok_before = c.metric(&redis_ok).await;
     let (w1, t1) = (c.metric(&write_ok).await, Instant::now());
     let watched = watch(&c, Duration::from_secs(10)).await;
     let write = (c.metric(&write_ok).await - w1) / t1.elapsed().as_secs_f64();
-    let failures = redis_failures(&c).await - failures_before;
+    let failures = failures(&c, "redis", "write").await - failures_before;
     eprintln!(
         "with Redis dead: scylla writes {write:.1}/s, redis failures counted {failures}, {watched:?}"
     );
@@ -270,10 +267,7 @@ async fn redis_killed_mid_run_does_not_slow_scylla_writes() {
         redis_ok_before,
         "nothing succeeds against a dead Redis"
     );
-    assert_eq!(
-        c.metric(r#"chatload_backend_up{backend="redis"}"#).await,
-        0.0
-    );
+    assert_eq!(c.metric(REDIS_UP).await, 0.0);
 
     // Redis comes back on the same port: its side recovers by itself.
     let mut redis = spawn_redis();
