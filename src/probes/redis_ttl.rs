@@ -7,6 +7,7 @@
 //! (`PX 1000`, left behind at the end of each run) must be gone (`not_expired`).
 
 use super::{Probe, ProbeContext, ProbeError, Verdict, timed};
+use crate::backend::redis::RedisBackend;
 use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -18,6 +19,14 @@ pub const LONG_TTL_SECS: u64 = 60;
 #[derive(Default)]
 pub struct RedisTtl {
     ran: AtomicBool,
+}
+
+/// `SET key probe <unit> <n>`: a value that expires (`unit` is `EX` for seconds, `PX` for ms).
+async fn set_expiring(r: &RedisBackend, key: &str, unit: &str, n: u64) -> Result<(), ProbeError> {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key).arg("probe").arg(unit).arg(n);
+    r.query::<()>("SET", &cmd).await?;
+    Ok(())
 }
 
 /// The probe's two keys: (long-lived, short-lived).
@@ -56,16 +65,7 @@ impl Probe for RedisTtl {
                 let exists: i64 = r.query("EXISTS", redis::cmd("EXISTS").arg(&short)).await?;
                 v.fail("not_expired", exists as u64);
             }
-            let _: () = r
-                .query(
-                    "SET",
-                    redis::cmd("SET")
-                        .arg(&long)
-                        .arg("probe")
-                        .arg("EX")
-                        .arg(LONG_TTL_SECS),
-                )
-                .await?;
+            set_expiring(r, &long, "EX", LONG_TTL_SECS).await?;
             let (pttl, took) = timed(r.query::<i64>("PTTL", redis::cmd("PTTL").arg(&long))).await;
             let pttl = pttl?;
             v.measured(took);
@@ -87,30 +87,12 @@ impl Probe for RedisTtl {
                 u64::from((pttl - LONG_TTL_SECS as i64 * 1000).abs() > 1000),
             );
 
-            let _: () = r
-                .query(
-                    "SET",
-                    redis::cmd("SET")
-                        .arg(&short)
-                        .arg("probe")
-                        .arg("PX")
-                        .arg(300),
-                )
-                .await?;
+            set_expiring(r, &short, "PX", 300).await?;
             tokio::time::sleep(Duration::from_millis(800)).await;
             let exists: i64 = r.query("EXISTS", redis::cmd("EXISTS").arg(&short)).await?;
             v.fail("not_expired", exists as u64);
             // Left for the next run to find gone.
-            let _: () = r
-                .query(
-                    "SET",
-                    redis::cmd("SET")
-                        .arg(&short)
-                        .arg("probe")
-                        .arg("PX")
-                        .arg(1000),
-                )
-                .await?;
+            set_expiring(r, &short, "PX", 1000).await?;
             self.ran.store(true, Ordering::Relaxed);
             Ok(v)
         })
