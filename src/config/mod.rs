@@ -453,18 +453,6 @@ impl Default for TtlExpiryProbeConfig {
     }
 }
 
-impl TtlExpiryProbeConfig {
-    /// The keys every probe has.
-    pub fn schedule(&self) -> ProbeConfig {
-        ProbeConfig {
-            enabled: self.enabled,
-            interval: self.interval,
-            timeout: self.timeout,
-            jitter: self.jitter,
-        }
-    }
-}
-
 /// `[probes.partition_balance]`: the common probe keys plus its window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -498,18 +486,6 @@ impl Default for PartitionBalanceProbeConfig {
     }
 }
 
-impl PartitionBalanceProbeConfig {
-    /// The keys every probe has.
-    pub fn schedule(&self) -> ProbeConfig {
-        ProbeConfig {
-            enabled: self.enabled,
-            interval: self.interval,
-            timeout: self.timeout,
-            jitter: self.jitter,
-        }
-    }
-}
-
 /// `[probes.redis_pubsub]`: the common probe keys plus how many messages a run publishes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -539,17 +515,29 @@ impl Default for RedisPubsubProbeConfig {
     }
 }
 
-impl RedisPubsubProbeConfig {
-    /// The keys every probe has.
-    pub fn schedule(&self) -> ProbeConfig {
-        ProbeConfig {
-            enabled: self.enabled,
-            interval: self.interval,
-            timeout: self.timeout,
-            jitter: self.jitter,
+/// `schedule()` for the probe tables that add keys of their own to the common four (serde cannot
+/// flatten a [`ProbeConfig`] into them and still reject unknown keys).
+macro_rules! impl_schedule {
+    ($($table:ty),+) => {$(
+        impl $table {
+            /// The keys every probe has.
+            pub fn schedule(&self) -> ProbeConfig {
+                ProbeConfig {
+                    enabled: self.enabled,
+                    interval: self.interval,
+                    timeout: self.timeout,
+                    jitter: self.jitter,
+                }
+            }
         }
-    }
+    )+};
 }
+
+impl_schedule!(
+    TtlExpiryProbeConfig,
+    PartitionBalanceProbeConfig,
+    RedisPubsubProbeConfig
+);
 
 /// `[probes]`: one table per probe; a table left out keeps its defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
