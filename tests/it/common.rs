@@ -171,6 +171,25 @@ pub async fn wait_for_metric(
     }
 }
 
+/// A session to the stack's Cassandra, with `keyspace` dropped first (a test may drop its own
+/// keyspace; chatload itself never drops anything).
+pub async fn fresh_keyspace(keyspace: &str) -> scylla::client::session::Session {
+    let cfg = chatload::config::load_str(
+        &config_with(CASSANDRA, REDIS, keyspace, ""),
+        std::path::Path::new("t"),
+        [],
+    )
+    .unwrap();
+    let session = chatload::backend::scylla::connect(&cfg.scylla, None)
+        .await
+        .expect("connect to the local Cassandra");
+    session
+        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), &[])
+        .await
+        .unwrap();
+    session
+}
+
 /// Tests that use the shared stack take this lock: `read` to use it, `write` to disturb it (pause
 /// Cassandra) or to measure rates without other tests competing for the two cores.
 pub static STACK_LOCK: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());

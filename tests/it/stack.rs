@@ -1,8 +1,8 @@
 //! Tests against the real local stack (Cassandra 5 and Redis from `scripts/stack.sh up`).
 
 use crate::common::{
-    CASSANDRA, Chatload, REDIS, REDIS_UP, SCYLLA_UP, STACK_LOCK, closed_port, config_file, http,
-    metric, ops_series, require_stack, run, test_config, wait_for_metric,
+    CASSANDRA, Chatload, REDIS, REDIS_UP, SCYLLA_UP, STACK_LOCK, closed_port, config_file,
+    fresh_keyspace, http, metric, ops_series, require_stack, run, test_config, wait_for_metric,
 };
 use chatload::backend::scylla;
 use chatload::{Daemon, config, schema};
@@ -25,14 +25,7 @@ async fn schema_apply_is_idempotent_and_matches_the_spec() {
     require_stack();
     let keyspace = "chatload_it_schema";
     let cfg = stack_config(keyspace);
-    let session = scylla::connect(&cfg.scylla, None)
-        .await
-        .expect("connect to the local Cassandra");
-    // Start from nothing (the test may drop its own keyspace; chatload itself never drops anything).
-    session
-        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), &[])
-        .await
-        .unwrap();
+    let session = fresh_keyspace(keyspace).await; // start from nothing
 
     let f = config_file(&test_config(CASSANDRA, REDIS, keyspace));
     let path = f.path().to_str().unwrap();

@@ -4,10 +4,10 @@
 
 use crate::common::{
     CASSANDRA, Chatload, REDIS, REDIS_UP, ResumeOnDrop, STACK_LOCK, assert_rss_bounded,
-    cassandra_pid, closed_port, config_with, failures, ops_series, rate_over, require_stack,
-    signal, watch,
+    cassandra_pid, closed_port, config_with, failures, fresh_keyspace, ops_series, rate_over,
+    require_stack, signal, watch,
 };
-use chatload::backend::scylla::{connect, query_first};
+use chatload::backend::scylla::query_first;
 use chatload::metrics::Metrics;
 use chatload::{Daemon, config};
 use redis::AsyncCommands;
@@ -15,23 +15,6 @@ use scylla::statement::Statement;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-
-async fn fresh_keyspace(keyspace: &str) -> scylla::client::session::Session {
-    let cfg = config::load_str(
-        &config_with(CASSANDRA, REDIS, keyspace, ""),
-        Path::new("t"),
-        [],
-    )
-    .unwrap();
-    let session = connect(&cfg.scylla, None)
-        .await
-        .expect("connect to the local Cassandra");
-    session
-        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), &[])
-        .await
-        .unwrap();
-    session
-}
 
 async fn redis_conn(addr: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(format!("redis://{addr}"))
