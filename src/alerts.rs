@@ -1,5 +1,9 @@
 //! `chatload generate alerts`: Prometheus recording and alerting rules derived from `[slo]`.
 //!
+//! Every SLO comes from the SLO model ([`crate::slo`]): a latency SLO alerts on the share of
+//! observations above its threshold (counted at the bucket bound that every threshold is), the same
+//! judgement `chatload check` and the status page make.
+//!
 //! - Recording rules for the SLIs (write error ratio, share of slow writes, write p99, throughput
 //!   ratio, probe p99s), aggregated per `job` so that replicas add up.
 //! - Threshold alerts: write p99, probe latencies, throughput, failing probes, TTL drift and expiry
@@ -14,7 +18,7 @@
 //! `deploy/prometheus/rules/chatload-rules.yml` is exactly the output for `config/chatload.toml`.
 
 use crate::config::{Config, HumanDuration};
-use crate::metrics::LATENCY_BUCKETS;
+use crate::slo::{self, Slo, WINDOW_PROMQL};
 use std::fmt::Write as _;
 
 /// The `job` label chatload is scraped under (the bundled scrape configs use it).
@@ -34,17 +38,6 @@ struct Alert {
     description: String,
 }
 
-/// The smallest histogram bucket bound at or above `target` seconds (PromQL can only count requests
-/// under a bucket bound exactly), and whether it is the target itself.
-pub fn bucket_at_or_above(target: f64) -> (f64, bool) {
-    let b = LATENCY_BUCKETS
-        .iter()
-        .copied()
-        .find(|b| *b >= target - 1e-12)
-        .unwrap_or(*LATENCY_BUCKETS.last().expect("buckets"));
-    (b, (b - target).abs() < 1e-12)
-}
-
 /// A number as PromQL and the exposition format write it (`0.005`, `1`, `2592000`).
 fn num(v: f64) -> String {
     format!("{v}")
@@ -61,11 +54,18 @@ fn human(d: HumanDuration) -> String {
 /// The rules file for `cfg`; runbook links start with `runbook_base`.
 pub fn generate(cfg: &Config, runbook_base: &str) -> String {
     let s = &cfg.slo;
-    let writes = r#"backend="scylla",op="write""#;
-    let (slow_bound, exact) = bucket_at_or_above(secs(s.write_p99));
-    // Rounded, so that 1 - 0.999 prints as 0.001.
-    let error_budget = ((1.0 - s.write_success) * 1e9).round() / 1e9;
-    let latency_budget = 0.01; // a p99 target allows 1 % of writes above it
+    let writes = slo::WRITES;
+    let model = slo::all(cfg);
+    let slo_named = |name: &str| -> &Slo {
+        model
+            .iter()
+            .find(|x| x.name == name)
+            .expect("every SLO is in the model")
+    };
+    let write_p99 = slo_named("write_p99");
+    let write_success = slo_named("write_success");
+    let error_budget = write_success.budget().expect("a ratio SLO has a budget");
+    let latency_budget = write_p99.budget().expect("a latency SLO has a budget");
 
     let mut out = String::new();
     let _ = writeln!(
@@ -94,14 +94,6 @@ pub fn generate(cfg: &Config, runbook_base: &str) -> String {
         num(s.partition_balance_cv),
         human(s.redis_pubsub_p99)
     );
-    if !exact {
-        let _ = writeln!(
-            out,
-            "# Note: write_p99 = {} is not a histogram bucket bound; slow writes are counted above {} s.",
-            human(s.write_p99),
-            num(slow_bound)
-        );
-    }
     let _ = writeln!(out, "groups:");
 
     // Recording rules.
@@ -111,17 +103,16 @@ pub fn generate(cfg: &Config, runbook_base: &str) -> String {
         record(
             &mut out,
             &format!("chatload:write_errors:ratio_rate{w}"),
-            &format!(
-                "sum by (job) (rate(chatload_operations_total{{{writes},outcome!=\"ok\"}}[{w}])) / sum by (job) (rate(chatload_operations_total{{{writes}}}[{w}]))"
-            ),
+            &write_success
+                .bad_ratio_promql(w)
+                .expect("a ratio SLO has a bad-event ratio"),
         );
         record(
             &mut out,
             &format!("chatload:write_slow:ratio_rate{w}"),
-            &format!(
-                "1 - sum by (job) (rate(chatload_operation_duration_seconds_bucket{{{writes},le=\"{}\"}}[{w}])) / sum by (job) (rate(chatload_operation_duration_seconds_count{{{writes}}}[{w}]))",
-                num(slow_bound)
-            ),
+            &write_p99
+                .bad_ratio_promql(w)
+                .expect("a latency SLO has a bad-event ratio"),
         );
     }
     record(
@@ -149,8 +140,16 @@ pub fn generate(cfg: &Config, runbook_base: &str) -> String {
         "histogram_quantile(0.99, sum by (job, instance, le) (rate(chatload_schedule_lag_seconds_bucket[5m])))",
     );
 
-    let probe_p99 =
-        |probe: &str| format!("chatload:probe_duration_seconds:p99_rate5m{{probe=\"{probe}\"}}");
+    // A probe's latency SLO: the share of its observations above the threshold over the window.
+    let probe_slow = |name: &str| {
+        let slo = slo_named(name);
+        format!(
+            "({}) > {}",
+            slo.bad_ratio_promql(WINDOW_PROMQL)
+                .expect("a latency SLO has a bad-event ratio"),
+            num(slo.budget().expect("a latency SLO has a budget"))
+        )
+    };
     let mut alerts = vec![
         Alert {
             name: "ChatloadDown",
@@ -178,11 +177,11 @@ pub fn generate(cfg: &Config, runbook_base: &str) -> String {
         },
         Alert {
             name: "ChatloadWriteLatencyHigh",
-            expr: format!("chatload:write_latency_seconds:p99_rate5m > {}", num(secs(s.write_p99))),
+            expr: format!("chatload:write_slow:ratio_rate{WINDOW_PROMQL} > {}", num(latency_budget)),
             for_: "10m",
             severity: "warning",
-            summary: "Write p99 {{ $value | humanizeDuration }} is over the SLO".into(),
-            description: format!("The 99th percentile of write latency (from the scheduled start) has been above {} for 10 minutes.", human(s.write_p99)),
+            summary: "{{ $value | humanizePercentage }} of writes are slower than the SLO".into(),
+            description: format!("More than {} of writes (from the scheduled start; failed and dropped ones count as slower than every threshold) took longer than {} for 10 minutes: the write p99 is over the SLO.", pct(latency_budget), human(s.write_p99)),
         },
         Alert {
             name: "ChatloadThroughputLow",
@@ -194,35 +193,35 @@ pub fn generate(cfg: &Config, runbook_base: &str) -> String {
         },
         Alert {
             name: "ChatloadRecent50Slow",
-            expr: format!("{} > {}", probe_p99("recent_50"), num(secs(s.recent_50_p99))),
+            expr: probe_slow("recent_50_p99"),
             for_: "10m",
             severity: "warning",
-            summary: "\"Newest 50\" reads take {{ $value | humanizeDuration }} at p99".into(),
-            description: format!("The recent_50 probe's p99 has been above {} for 10 minutes: opening a chat is slow.", human(s.recent_50_p99)),
+            summary: "{{ $value | humanizePercentage }} of \"newest 50\" reads are slower than the SLO".into(),
+            description: format!("More than 1 % of the recent_50 probe's queries took longer than {} for 10 minutes (its p99 is over the SLO): opening a chat is slow.", human(s.recent_50_p99)),
         },
         Alert {
             name: "ChatloadRange5mSlow",
-            expr: format!("{} > {}", probe_p99("range_5m"), num(secs(s.range_5m_max))),
+            expr: probe_slow("range_5m_max"),
             for_: "10m",
             severity: "warning",
-            summary: "Five-minute range reads take {{ $value | humanizeDuration }}".into(),
-            description: format!("The range_5m probe's p99 has been above {} for 10 minutes.", human(s.range_5m_max)),
+            summary: "{{ $value | humanizePercentage }} of five-minute range reads are slower than the SLO".into(),
+            description: format!("Some range_5m probe query took longer than {} (the SLO is a maximum) in every 5-minute window for 10 minutes.", human(s.range_5m_max)),
         },
         Alert {
             name: "ChatloadPaginationSlow",
-            expr: format!("{} > {}", probe_p99("pagination"), num(secs(s.pagination_page_p99))),
+            expr: probe_slow("pagination_page_p99"),
             for_: "10m",
             severity: "warning",
-            summary: "Pages of history take {{ $value | humanizeDuration }} at p99".into(),
-            description: format!("The pagination probe's per-page p99 has been above {} for 10 minutes: scrolling back is slow.", human(s.pagination_page_p99)),
+            summary: "{{ $value | humanizePercentage }} of history pages are slower than the SLO".into(),
+            description: format!("More than 1 % of the pagination probe's pages took longer than {} for 10 minutes (its per-page p99 is over the SLO): scrolling back is slow.", human(s.pagination_page_p99)),
         },
         Alert {
             name: "ChatloadRedisPubsubSlow",
-            expr: format!("{} > {}", probe_p99("redis_pubsub"), num(secs(s.redis_pubsub_p99))),
+            expr: probe_slow("redis_pubsub_p99"),
             for_: "10m",
             severity: "warning",
-            summary: "Redis fan-out takes {{ $value | humanizeDuration }} at p99".into(),
-            description: format!("Publish-to-receive latency has been above {} for 10 minutes: real-time delivery is late.", human(s.redis_pubsub_p99)),
+            summary: "{{ $value | humanizePercentage }} of Redis fan-out messages are later than the SLO".into(),
+            description: format!("More than 1 % of the redis_pubsub probe's messages (lost ones count at the run's deadline) took longer than {} from publish to receive for 10 minutes: real-time delivery is late.", human(s.redis_pubsub_p99)),
         },
         Alert {
             name: "ChatloadProbeFailing",
@@ -378,7 +377,7 @@ mod tests {
         cfg.slo.write_success = 0.995;
         let rules = generate(&cfg, "https://example.org/README.md");
         assert!(
-            rules.contains("chatload:write_latency_seconds:p99_rate5m > 0.01"),
+            rules.contains("chatload:write_slow:ratio_rate5m > 0.01"),
             "{rules}"
         );
         assert!(
@@ -394,13 +393,17 @@ mod tests {
     }
 
     #[test]
-    fn a_target_between_buckets_uses_the_next_bound_and_says_so() {
-        assert_eq!(bucket_at_or_above(0.005), (0.005, true));
-        assert_eq!(bucket_at_or_above(0.004), (0.005, false));
+    fn a_threshold_between_default_buckets_is_counted_at_its_own_bound() {
         let mut cfg = Config::default();
-        cfg.slo.write_p99 = HumanDuration::from_millis(4);
+        cfg.slo.write_p99 = HumanDuration::from_millis(7);
+        cfg.slo.range_5m_max = HumanDuration::from_millis(40);
         let rules = generate(&cfg, DEFAULT_RUNBOOK_BASE);
-        assert!(rules.contains("is not a histogram bucket bound"), "{rules}");
+        assert!(rules.contains(r#"le=\"0.007\""#), "{rules}");
+        assert!(
+            rules.contains(r#"probe=\"range_5m\",le=\"0.04\""#),
+            "{rules}"
+        );
+        assert!(!rules.contains(r#"le=\"0.005\""#), "{rules}");
     }
 
     /// The committed rules are exactly what the documented default config generates.

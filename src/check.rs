@@ -9,8 +9,11 @@
 
 use crate::config::{Config, HumanDuration};
 use crate::daemon::Daemon;
+use crate::metrics::Metrics;
 use crate::probes::ProbeSnapshot;
-use crate::traffic::record::{OpSnapshot, Outcome, Percentiles};
+pub use crate::slo::human_seconds;
+use crate::slo::{self, BucketCounts, Indicator, Judgement, Observed, Slo};
+use crate::traffic::record::{HDR_SIGNIFICANT_DIGITS, OpSnapshot, Outcome, Percentiles};
 use crate::traffic::{TrafficSnapshot, instance_rate};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -54,54 +57,90 @@ pub struct SloRow {
 }
 
 impl SloRow {
-    fn at_most(slo: impl Into<String>, target: f64, measured: Option<f64>) -> Self {
+    fn from_judgement(slo: &Slo, j: Judgement) -> Self {
         Self {
-            slo: slo.into(),
-            target,
-            measured,
-            unit: "seconds",
-            bound: "max",
-            pass: measured.is_some_and(|m| m <= target),
-            note: None,
+            slo: slo.name.to_string(),
+            target: slo.threshold,
+            measured: j.measured,
+            unit: slo.unit(),
+            bound: slo.bound(),
+            pass: j.pass,
+            note: j.note,
         }
-    }
-
-    fn at_least(slo: impl Into<String>, target: f64, measured: Option<f64>) -> Self {
-        Self {
-            slo: slo.into(),
-            target,
-            measured,
-            unit: "ratio",
-            bound: "min",
-            pass: measured.is_some_and(|m| m >= target),
-            note: None,
-        }
-    }
-
-    fn ratio_at_most(slo: &'static str, target: f64, measured: Option<f64>) -> Self {
-        Self {
-            unit: "ratio",
-            ..Self::at_most(slo, target, measured)
-        }
-    }
-
-    fn with_note(mut self, note: impl Into<String>) -> Self {
-        self.note = Some(note.into());
-        self
     }
 }
 
-/// Everything a check measured over its window.
+/// Everything a check (or the status page) measured over its window.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
     /// The traffic.
     pub traffic: TrafficSnapshot,
     /// Every probe (enabled or not).
     pub probes: BTreeMap<&'static str, ProbeSnapshot>,
-    /// The last `chatload_ttl_drift_seconds{backend="scylla"}`.
-    pub ttl_drift: f64,
-    /// The last `chatload_partition_balance_cv`.
-    pub partition_balance_cv: f64,
+    /// Bucket counts of each probe's `chatload_probe_duration_seconds` over the window.
+    pub probe_buckets: BTreeMap<&'static str, BucketCounts>,
+    /// `chatload_ttl_drift_seconds{backend="scylla"}` as the last ttl_metadata run in the window
+    /// left it (`None`: no run measured it).
+    pub ttl_drift: Option<f64>,
+    /// `chatload_partition_balance_cv` as the last partition_balance run in the window left it.
+    pub partition_balance_cv: Option<f64>,
+    /// Seconds the window lasted.
+    pub seconds: f64,
+    /// Target write rate of this instance.
+    pub target_write_rate: f64,
+}
+
+impl Measured {
+    /// What this window observed for `slo`.
+    pub fn observed(&self, slo: &Slo) -> Observed {
+        let probe = slo.probe.and_then(|p| self.probes.get(p));
+        match slo.indicator {
+            Indicator::Latency { quantile, .. } => {
+                let (buckets, hdr) = match slo.probe {
+                    None => (
+                        self.traffic.scylla_write.buckets.clone(),
+                        self.traffic.scylla_write.duration,
+                    ),
+                    Some(p) => (
+                        self.probe_buckets.get(p).cloned().unwrap_or_default(),
+                        probe.map(|p| p.latency).unwrap_or_default(),
+                    ),
+                };
+                let value =
+                    (hdr.count > 0).then_some(if quantile >= 1.0 { hdr.max } else { hdr.p99 });
+                Observed::Latency { buckets, value }
+            }
+            Indicator::Success { .. } => {
+                let w = &self.traffic.scylla_write;
+                Observed::Ratio {
+                    good: w.get(Outcome::Ok),
+                    total: w.total(),
+                }
+            }
+            Indicator::Throughput => Observed::Throughput {
+                ok: self.traffic.scylla_write.get(Outcome::Ok),
+                seconds: self.seconds,
+                target_rate: self.target_write_rate,
+            },
+            Indicator::Gauge { .. } => Observed::Gauge(self.ttl_drift),
+            Indicator::ProbeCheck { check, .. } => Observed::Check {
+                value: self.partition_balance_cv,
+                failures: probe
+                    .and_then(|p| p.check_failures.get(check).copied())
+                    .unwrap_or(0),
+            },
+        }
+    }
+}
+
+/// Whether a probe's runs in the window measured its gauge (a run that passed or failed its checks
+/// did; one that timed out or could not run did not).
+pub fn measured_by_a_run(p: Option<&ProbeSnapshot>) -> bool {
+    p.is_some_and(|p| {
+        ["ok", "failed"]
+            .iter()
+            .any(|o| p.runs.get(o).copied().unwrap_or(0) > 0)
+    })
 }
 
 /// One (backend, op) over the measured window.
@@ -111,6 +150,9 @@ pub struct OpReport {
     pub backend: &'static str,
     /// `write` or `read`.
     pub op: &'static str,
+    /// Operations the timetable made due in the window; each is counted under one outcome (those
+    /// in flight when the window began are counted in it too).
+    pub due: u64,
     /// Operations per outcome, and in total.
     pub outcomes: BTreeMap<&'static str, u64>,
     /// Every operation, whatever its outcome.
@@ -144,88 +186,40 @@ pub struct Report {
     pub probes: BTreeMap<&'static str, ProbeSnapshot>,
     /// Per (backend, op) totals.
     pub operations: Vec<OpReport>,
-    /// How late the pacer started operations (its target: p99 ≤ 200 µs on a machine that is not
-    /// saturated).
+    /// How late requests were sent, taken at the send (its target: p99 ≤ 200 µs on a machine
+    /// that is not saturated).
     pub schedule_lag: Percentiles,
+    /// How precise the percentiles are.
+    pub precision: String,
+    /// Requests in flight when the window began (scheduled before it, counted in it).
+    pub in_flight_at_start: u64,
     /// Every SLO passed.
     pub pass: bool,
 }
 
-/// Judge the measured window against `cfg.slo`: the traffic rows, then one row per probe SLO and
-/// one per enabled probe (every run must pass). Nothing measured fails.
-pub fn evaluate(cfg: &Config, m: &Measured, seconds: f64) -> Vec<SloRow> {
-    let mut rows = evaluate_traffic(cfg, &m.traffic, seconds);
-    let s = &cfg.slo;
-    let enabled: BTreeMap<&str, bool> = cfg.probes.iter().map(|(n, p)| (n, p.enabled)).collect();
-    let on = |name: &str| enabled.get(name).copied().unwrap_or(false);
-    let probe = |name: &str| m.probes.get(name).cloned().unwrap_or_default();
-    let measured = |p: &ProbeSnapshot, f: fn(&crate::traffic::record::Percentiles) -> f64| {
-        (p.latency.count > 0).then(|| f(&p.latency))
-    };
-    let ran = |p: &ProbeSnapshot| p.runs.values().sum::<u64>();
-    if on("recent_50") {
-        rows.push(SloRow::at_most(
-            "recent_50_p99",
-            secs(s.recent_50_p99),
-            measured(&probe("recent_50"), |l| l.p99),
-        ));
-    }
-    if on("range_5m") {
-        rows.push(SloRow::at_most(
-            "range_5m_max",
-            secs(s.range_5m_max),
-            measured(&probe("range_5m"), |l| l.max),
-        ));
-    }
-    if on("pagination") {
-        rows.push(SloRow::at_most(
-            "pagination_page_p99",
-            secs(s.pagination_page_p99),
-            measured(&probe("pagination"), |l| l.p99),
-        ));
-    }
-    if on("ttl_metadata") {
-        let p = probe("ttl_metadata");
-        rows.push(SloRow::at_most(
-            "ttl_tolerance",
-            secs(s.ttl_tolerance),
-            (ran(&p) > 0).then_some(m.ttl_drift.abs()),
-        ));
-    }
-    if on("partition_balance") {
-        let p = probe("partition_balance");
-        let judged_bad = p.check_failures.get("imbalance").copied().unwrap_or(0) > 0;
-        let measured_cv = (ran(&p) > 0).then_some(m.partition_balance_cv);
-        let mut row =
-            SloRow::ratio_at_most("partition_balance_cv", s.partition_balance_cv, measured_cv);
-        if measured_cv.is_some() && !judged_bad && !row.pass {
-            // Above the target only because too few rows per stream were written yet.
-            row.pass = true;
-            row = row.with_note("not judged: fewer than probes.partition_balance.min_rows_per_stream rows per stream");
-        }
-        if judged_bad {
-            row.pass = false;
-        }
-        rows.push(row);
-    }
-    if on("redis_pubsub") {
-        rows.push(SloRow::at_most(
-            "redis_pubsub_p99",
-            secs(s.redis_pubsub_p99),
-            measured(&probe("redis_pubsub"), |l| l.p99),
-        ));
-    }
+/// Judge the measured window against the SLO model of `cfg` (see [`crate::slo`]): one row per
+/// SLO of the traffic and of each enabled probe, then one per enabled probe (every run must pass).
+/// Nothing measured fails.
+pub fn evaluate(cfg: &Config, m: &Measured) -> Vec<SloRow> {
+    let mut rows: Vec<SloRow> = slo::slos(cfg)
+        .iter()
+        .map(|s| SloRow::from_judgement(s, s.judge(&m.observed(s))))
+        .collect();
     for (name, _) in cfg.probes.iter().filter(|(_, p)| p.enabled) {
-        let p = probe(name);
-        let total = ran(&p);
+        let p = m.probes.get(name).cloned().unwrap_or_default();
+        let total = p.runs.values().sum::<u64>();
         let ok = p.runs.get("ok").copied().unwrap_or(0);
-        let mut row = SloRow::at_least(
-            format!("probe:{name}"),
-            1.0,
-            (total > 0).then(|| ok as f64 / total as f64),
-        );
-        if let Some(problem) = p.last_problem.filter(|_| !row.pass) {
-            row = row.with_note(problem);
+        let mut row = SloRow {
+            slo: format!("probe:{name}"),
+            target: 1.0,
+            measured: (total > 0).then(|| ok as f64 / total as f64),
+            unit: "ratio",
+            bound: "min",
+            pass: total > 0 && ok == total,
+            note: (total == 0).then(|| "no data: no run in the window".to_string()),
+        };
+        if let Some(problem) = p.last_problem.filter(|_| !row.pass && total > 0) {
+            row.note = Some(problem);
         }
         rows.push(row);
     }
@@ -256,40 +250,11 @@ pub fn compress_probe_intervals(cfg: &mut Config, duration: Duration) {
     }
 }
 
-fn secs(d: HumanDuration) -> f64 {
-    d.get().as_secs_f64()
-}
-
-/// The traffic's rows: write p99, write success, throughput ratio.
-pub fn evaluate_traffic(cfg: &Config, window: &TrafficSnapshot, seconds: f64) -> Vec<SloRow> {
-    let w = &window.scylla_write;
-    let total = w.total();
-    let ok = w.get(Outcome::Ok);
-    let target_rate = instance_rate(cfg.traffic.write_rate, cfg);
-    let s = &cfg.slo;
-    vec![
-        SloRow::at_most(
-            "write_p99",
-            s.write_p99.get().as_secs_f64(),
-            (w.duration.count > 0).then_some(w.duration.p99),
-        ),
-        SloRow::at_least(
-            "write_success",
-            s.write_success,
-            (total > 0).then(|| ok as f64 / total as f64),
-        ),
-        SloRow::at_least(
-            "throughput_ratio",
-            s.throughput_ratio,
-            (seconds > 0.0 && target_rate > 0.0).then(|| ok as f64 / seconds / target_rate),
-        ),
-    ]
-}
-
 fn op_report(backend: &'static str, op: &'static str, s: &OpSnapshot, seconds: f64) -> OpReport {
     OpReport {
         backend,
         op,
+        due: s.due,
         outcomes: s.outcomes.clone(),
         total: s.total(),
         ok_per_second: if seconds > 0.0 {
@@ -344,7 +309,13 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
     tokio::time::sleep(warmup).await;
     traffic.reset_exact();
     daemon.probes().reset();
+    let metrics = daemon.metrics().clone();
     let start_snapshot = traffic.snapshot();
+    let start_probe_buckets = probe_buckets(&cfg, &metrics);
+    let in_flight_at_start = ["scylla", "redis"]
+        .iter()
+        .map(|b| metrics.in_flight.with_label_values(&[b]).get().max(0) as u64)
+        .sum();
     let start = Instant::now();
     let mut previous = (start, start_snapshot.clone());
     while start.elapsed() < duration {
@@ -355,18 +326,34 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
         previous = now;
     }
     let seconds = start.elapsed().as_secs_f64();
+    // Stop scheduling and let the requests in flight finish, so that every operation made due in
+    // the window is counted with its outcome and observed.
+    if !traffic.stop().await {
+        eprintln!("warning: requests were still in flight after traffic.drain_timeout");
+    }
     let window = traffic.snapshot().minus_counts(&start_snapshot);
-    let metrics = daemon.metrics();
+    let probes = daemon.probes().snapshot();
     let measured = Measured {
         traffic: window.clone(),
-        probes: daemon.probes().snapshot(),
-        ttl_drift: metrics.ttl_drift.with_label_values(&["scylla"]).get(),
-        partition_balance_cv: metrics.partition_balance_cv.get(),
+        probe_buckets: probe_buckets(&cfg, &metrics)
+            .into_iter()
+            .map(|(k, v)| {
+                let before = start_probe_buckets.get(k).cloned().unwrap_or_default();
+                (k, v.minus(&before))
+            })
+            .collect(),
+        ttl_drift: measured_by_a_run(probes.get("ttl_metadata"))
+            .then(|| metrics.ttl_drift.with_label_values(&["scylla"]).get()),
+        partition_balance_cv: measured_by_a_run(probes.get("partition_balance"))
+            .then(|| metrics.partition_balance_cv.get()),
+        probes,
+        seconds,
+        target_write_rate: instance_rate(cfg.traffic.write_rate, &cfg),
     };
     let backends = metrics.backend_descriptions();
     stop(daemon).await;
 
-    let slos = evaluate(&cfg, &measured, seconds);
+    let slos = evaluate(&cfg, &measured);
     let report = Report {
         version: env!("CARGO_PKG_VERSION"),
         duration_seconds: seconds,
@@ -383,6 +370,8 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
             op_report("redis", "write", &window.redis_write, seconds),
         ],
         schedule_lag: window.schedule_lag,
+        precision: precision(),
+        in_flight_at_start,
     };
     match format {
         Format::Json => println!(
@@ -433,15 +422,24 @@ fn progress_line(
     )
 }
 
-/// `0.00123` → `1.23 ms`.
-pub fn human_seconds(s: f64) -> String {
-    if s >= 1.0 {
-        format!("{s:.2} s")
-    } else if s >= 0.001 {
-        format!("{:.2} ms", s * 1e3)
-    } else {
-        format!("{:.0} µs", s * 1e6)
-    }
+/// What the report says of its percentiles.
+pub fn precision() -> String {
+    format!(
+        "latency percentiles from HDR histograms with {HDR_SIGNIFICANT_DIGITS} significant digits \
+         (each value within 0.1 % of the true one); SLO verdicts count the observations above each \
+         threshold exactly, at a histogram bucket bound"
+    )
+}
+
+/// Bucket counts of every probe's `chatload_probe_duration_seconds`.
+pub fn probe_buckets(cfg: &Config, metrics: &Metrics) -> BTreeMap<&'static str, BucketCounts> {
+    cfg.probes
+        .iter()
+        .map(|(name, _)| {
+            let h = metrics.probe_duration.with_label_values(&[name]);
+            (name, BucketCounts::of(&h))
+        })
+        .collect()
 }
 
 fn human(value: f64, unit: &str) -> String {
@@ -507,8 +505,9 @@ pub fn render_text(r: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{:<13} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "\n{:<13} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "operation",
+        "due",
         "total",
         "ok",
         "error",
@@ -528,8 +527,9 @@ pub fn render_text(r: &Report) -> String {
         let l = &o.latency;
         let _ = writeln!(
             out,
-            "{:<13} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>10.1} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "{:<13} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>10.1} {:>10} {:>10} {:>10} {:>10} {:>10}",
             format!("{} {}", o.backend, o.op),
+            o.due,
             o.total,
             c("ok"),
             c("error"),
@@ -547,8 +547,10 @@ pub fn render_text(r: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "(latency from the scheduled start; service time from the send is in --format json)"
+        "(latency from the scheduled start, every due operation counted: one that failed or was \
+         dropped at no less than its deadline; service time from the send is in --format json)"
     );
+    let _ = writeln!(out, "precision: {}", r.precision);
     let lag = &r.schedule_lag;
     let _ = writeln!(
         out,
@@ -582,79 +584,41 @@ mod tests {
     use super::*;
     use crate::config::HumanDuration;
 
-    fn snapshot(ok: u64, errors: u64, dropped: u64, p99: f64) -> OpSnapshot {
+    /// Bucket counts of `values` in the layout a daemon for `cfg` uses.
+    fn buckets(cfg: &Config, values: &[f64]) -> BucketCounts {
+        let h = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new("h", "h").buckets(slo::latency_buckets(cfg)),
+        )
+        .unwrap();
+        values.iter().for_each(|v| h.observe(*v));
+        BucketCounts::of(&h)
+    }
+
+    /// `ok` writes at `latency`, `failed` ones observed at the 2 s deadline.
+    fn writes(cfg: &Config, ok: u64, failed: u64, latency: f64) -> OpSnapshot {
         let mut s = OpSnapshot::default();
         for o in Outcome::ALL {
             s.outcomes.insert(o.label(), 0);
         }
         s.outcomes.insert("ok", ok);
-        s.outcomes.insert("error", errors);
-        s.outcomes.insert("dropped", dropped);
+        s.outcomes.insert("timeout", failed);
+        s.due = ok + failed;
+        let mut values = vec![latency; ok as usize];
+        values.extend(vec![2.0; failed as usize]);
+        s.buckets = buckets(cfg, &values);
         s.duration = Percentiles {
-            count: ok + errors,
-            p99,
+            count: ok + failed,
+            p99: if failed * 100 > ok + failed {
+                2.0
+            } else {
+                latency
+            },
             ..Default::default()
         };
         s
     }
 
-    fn window(w: OpSnapshot) -> TrafficSnapshot {
-        TrafficSnapshot {
-            scylla_write: w,
-            scylla_read: OpSnapshot::default(),
-            redis_write: OpSnapshot::default(),
-            schedule_lag: Percentiles::default(),
-        }
-    }
-
-    #[test]
-    fn a_healthy_window_passes_every_slo() {
-        let rows = evaluate_traffic(
-            &Config::default(),
-            &window(snapshot(59_990, 10, 0, 0.0021)),
-            60.0,
-        );
-        assert!(rows.iter().all(|r| r.pass), "{rows:#?}");
-        assert_eq!(rows[1].measured, Some(59_990.0 / 60_000.0));
-        assert!((rows[2].measured.unwrap() - 59_990.0 / 60.0 / 1000.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn each_breach_fails_its_own_row() {
-        let mut cfg = Config::default();
-        let rows = evaluate_traffic(&cfg, &window(snapshot(60_000, 0, 0, 0.0051)), 60.0);
-        assert_eq!(
-            rows.iter().map(|r| r.pass).collect::<Vec<_>>(),
-            [false, true, true]
-        );
-        // Drops count against success: the load was not served.
-        let rows = evaluate_traffic(&cfg, &window(snapshot(59_000, 0, 1_000, 0.001)), 60.0);
-        assert_eq!(
-            rows.iter().map(|r| r.pass).collect::<Vec<_>>(),
-            [true, false, true]
-        );
-        // Half the rate.
-        let rows = evaluate_traffic(&cfg, &window(snapshot(30_000, 0, 0, 0.001)), 60.0);
-        assert_eq!(
-            rows.iter().map(|r| r.pass).collect::<Vec<_>>(),
-            [true, true, false]
-        );
-        // A 1 µs target fails any real latency.
-        cfg.slo.write_p99 = HumanDuration(Duration::from_micros(1));
-        assert!(!evaluate_traffic(&cfg, &window(snapshot(60_000, 0, 0, 0.0002)), 60.0)[0].pass);
-    }
-
-    #[test]
-    fn nothing_measured_fails() {
-        let rows = evaluate_traffic(&Config::default(), &window(snapshot(0, 0, 0, 0.0)), 60.0);
-        assert!(
-            rows.iter()
-                .all(|r| !r.pass && r.measured.is_none_or(|m| m == 0.0)),
-            "{rows:#?}"
-        );
-    }
-
-    fn probe(ok: u64, failed: u64, p99: f64, max: f64) -> ProbeSnapshot {
+    fn probe(cfg: &Config, ok: u64, failed: u64, latency: f64) -> (ProbeSnapshot, BucketCounts) {
         let mut p = ProbeSnapshot::default();
         p.runs.insert("ok", ok);
         if failed > 0 {
@@ -662,120 +626,175 @@ mod tests {
         }
         p.latency = Percentiles {
             count: ok + failed,
-            p99,
-            max,
+            p99: latency,
+            max: latency,
             ..Default::default()
         };
-        p
+        (p, buckets(cfg, &vec![latency; (ok + failed) as usize]))
     }
 
-    fn healthy() -> Measured {
+    fn healthy(cfg: &Config) -> Measured {
         let mut m = Measured {
-            traffic: window(snapshot(60_000, 0, 0, 0.002)),
-            ttl_drift: 0.5,
-            partition_balance_cv: 0.04,
+            traffic: TrafficSnapshot {
+                scylla_write: writes(cfg, 60_000, 0, 0.002),
+                ..Default::default()
+            },
+            ttl_drift: Some(0.5),
+            partition_balance_cv: Some(0.04),
+            seconds: 60.0,
+            target_write_rate: 1000.0,
             ..Default::default()
         };
-        for name in crate::probes::all(&Config::default())
-            .iter()
-            .map(|p| p.name())
-        {
-            m.probes.insert(name, probe(10, 0, 0.004, 0.006));
+        for (name, _) in cfg.probes.iter() {
+            set_probe(&mut m, cfg, name, probe(cfg, 10, 0, 0.004));
         }
         m
     }
 
-    fn verdicts(rows: &[SloRow]) -> BTreeMap<String, bool> {
-        rows.iter().map(|r| (r.slo.clone(), r.pass)).collect()
+    fn set_probe(
+        m: &mut Measured,
+        _cfg: &Config,
+        name: &'static str,
+        p: (ProbeSnapshot, BucketCounts),
+    ) {
+        m.probes.insert(name, p.0);
+        m.probe_buckets.insert(name, p.1);
+    }
+
+    fn failed(rows: &[SloRow]) -> Vec<&str> {
+        rows.iter()
+            .filter(|r| !r.pass)
+            .map(|r| r.slo.as_str())
+            .collect()
     }
 
     #[test]
-    fn probe_rows_pass_on_healthy_probes() {
-        let rows = evaluate(&Config::default(), &healthy(), 60.0);
-        assert_eq!(rows.len(), 3 + 6 + 9, "{rows:#?}");
-        assert!(rows.iter().all(|r| r.pass), "{rows:#?}");
-    }
-
-    #[test]
-    fn each_probe_slo_fails_on_its_own_breach() {
+    fn a_healthy_window_passes_every_slo() {
         let cfg = Config::default();
-        type Breach = fn(&mut Measured);
-        let cases: [(&str, Breach); 7] = [
-            ("recent_50_p99", |m| {
-                m.probes
-                    .insert("recent_50", probe(10, 0, 0.011, 0.02))
-                    .map(drop)
-                    .unwrap_or(())
+        let rows = evaluate(&cfg, &healthy(&cfg));
+        assert_eq!(rows.len(), 9 + 9, "{rows:#?}");
+        assert!(failed(&rows).is_empty(), "{rows:#?}");
+        let success = rows.iter().find(|r| r.slo == "write_success").unwrap();
+        assert_eq!(success.measured, Some(1.0));
+    }
+
+    #[test]
+    fn each_breach_fails_its_own_row() {
+        let cfg = Config::default();
+        type Breach = fn(&mut Measured, &Config);
+        let cases: [(&str, Breach); 10] = [
+            ("write_p99", |m, c| {
+                m.traffic.scylla_write = writes(c, 60_000, 0, 0.0051)
             }),
-            ("range_5m_max", |m| {
-                m.probes
-                    .insert("range_5m", probe(10, 0, 0.01, 0.051))
-                    .map(drop)
-                    .unwrap_or(())
+            ("write_success", |m, c| {
+                // 0.2 % failed: under 1 % of writes above 5 ms, but the success target is 99.9 %.
+                m.traffic.scylla_write = writes(c, 59_880, 120, 0.002)
             }),
-            ("pagination_page_p99", |m| {
-                m.probes
-                    .insert("pagination", probe(10, 0, 0.02, 0.03))
-                    .map(drop)
-                    .unwrap_or(())
+            ("throughput_ratio", |m, _| m.target_write_rate = 2000.0),
+            ("recent_50_p99", |m, c| {
+                set_probe(m, c, "recent_50", probe(c, 10, 0, 0.011))
             }),
-            ("ttl_tolerance", |m| m.ttl_drift = -2_588_400.0),
-            ("redis_pubsub_p99", |m| {
-                m.probes
-                    .insert("redis_pubsub", probe(10, 0, 0.06, 0.07))
-                    .map(drop)
-                    .unwrap_or(())
+            ("range_5m_max", |m, c| {
+                let (mut p, mut b) = probe(c, 10, 0, 0.01);
+                let one_slow = buckets(c, &[0.051]);
+                b.cumulative = b
+                    .cumulative
+                    .iter()
+                    .zip(&one_slow.cumulative)
+                    .map(|(a, s)| a + s)
+                    .collect();
+                b.count += 1;
+                p.latency.max = 0.051;
+                set_probe(m, c, "range_5m", (p, b))
             }),
-            ("probe:redis_cache", |m| {
-                m.probes
-                    .insert("redis_cache", probe(9, 1, 0.004, 0.006))
-                    .map(drop)
-                    .unwrap_or(())
+            ("pagination_page_p99", |m, c| {
+                set_probe(m, c, "pagination", probe(c, 10, 0, 0.02))
             }),
-            ("probe:ttl_expiry", |m| {
+            ("ttl_tolerance", |m, _| m.ttl_drift = Some(-2_588_400.0)),
+            ("redis_pubsub_p99", |m, c| {
+                set_probe(m, c, "redis_pubsub", probe(c, 10, 0, 0.06))
+            }),
+            ("probe:redis_cache", |m, c| {
+                set_probe(m, c, "redis_cache", probe(c, 9, 1, 0.004))
+            }),
+            ("partition_balance_cv", |m, _| {
                 m.probes
-                    .insert("ttl_expiry", ProbeSnapshot::default())
-                    .map(drop)
-                    .unwrap_or(())
+                    .get_mut("partition_balance")
+                    .unwrap()
+                    .check_failures
+                    .insert("imbalance", 1);
             }),
         ];
         for (slo, breach) in cases {
-            let mut m = healthy();
-            breach(&mut m);
-            let v = verdicts(&evaluate(&cfg, &m, 60.0));
-            let failed: Vec<&str> = v
-                .iter()
-                .filter(|(_, ok)| !**ok)
-                .map(|(k, _)| k.as_str())
-                .collect();
-            assert_eq!(failed, [slo], "breach of {slo}");
+            let mut m = healthy(&cfg);
+            breach(&mut m, &cfg);
+            let rows = evaluate(&cfg, &m);
+            assert_eq!(failed(&rows), [slo], "breach of {slo}: {rows:#?}");
         }
     }
 
+    /// A total outage whose writes all fail at once must not look fast: every failed write is
+    /// observed at its deadline, so the p99 reads the deadline and the latency SLO fails too.
     #[test]
-    fn partition_balance_is_judged_only_with_enough_rows() {
+    fn failures_never_make_latency_look_better() {
         let cfg = Config::default();
-        let mut m = healthy();
-        m.partition_balance_cv = 0.3; // above target, but the probe did not judge it
-        let rows = evaluate(&cfg, &m, 60.0);
-        let row = rows
-            .iter()
-            .find(|r| r.slo == "partition_balance_cv")
-            .unwrap();
-        assert!(row.pass && row.note.is_some(), "{row:?}");
-        m.probes
-            .get_mut("partition_balance")
-            .unwrap()
-            .check_failures
-            .insert("imbalance", 1);
-        let rows = evaluate(&cfg, &m, 60.0);
-        assert!(
-            !rows
-                .iter()
-                .find(|r| r.slo == "partition_balance_cv")
-                .unwrap()
-                .pass
+        let mut m = healthy(&cfg);
+        m.traffic.scylla_write = writes(&cfg, 0, 15_000, 0.0005);
+        let rows = evaluate(&cfg, &m);
+        let p99 = rows.iter().find(|r| r.slo == "write_p99").unwrap();
+        assert!(!p99.pass && p99.measured == Some(2.0), "{p99:?}");
+    }
+
+    #[test]
+    fn nothing_measured_is_no_data_and_fails() {
+        let cfg = Config::default();
+        let m = Measured {
+            seconds: 60.0,
+            target_write_rate: 1000.0,
+            ..Default::default()
+        };
+        let rows = evaluate(&cfg, &m);
+        for r in &rows {
+            assert!(!r.pass, "{r:?}");
+            if r.slo != "throughput_ratio" {
+                assert!(
+                    r.note.as_deref().is_some_and(|n| n.starts_with("no data")),
+                    "{r:?}"
+                );
+            }
+        }
+        // A gauge that no run measured is not a pass, whatever its value.
+        let mut m = healthy(&cfg);
+        m.ttl_drift = None;
+        m.partition_balance_cv = None;
+        assert_eq!(
+            failed(&evaluate(&cfg, &m)),
+            ["ttl_tolerance", "partition_balance_cv"]
         );
+    }
+
+    /// One configuration with thresholds that are not default bucket bounds: the verdicts turn at
+    /// exactly 7 ms and 40 ms.
+    #[test]
+    fn configured_thresholds_are_judged_exactly() {
+        let mut cfg = Config::default();
+        cfg.slo.write_p99 = HumanDuration::from_millis(7);
+        cfg.slo.range_5m_max = HumanDuration::from_millis(40);
+        for (latency, pass) in [(0.0069, true), (0.007, true), (0.0071, false)] {
+            let mut m = healthy(&cfg);
+            m.traffic.scylla_write = writes(&cfg, 60_000, 0, latency);
+            set_probe(
+                &mut m,
+                &cfg,
+                "range_5m",
+                probe(&cfg, 10, 0, latency * 40.0 / 7.0),
+            );
+            let rows = evaluate(&cfg, &m);
+            for slo in ["write_p99", "range_5m_max"] {
+                let row = rows.iter().find(|r| r.slo == slo).unwrap();
+                assert_eq!(row.pass, pass, "{latency}: {row:?}");
+            }
+        }
     }
 
     #[test]
@@ -783,14 +802,14 @@ mod tests {
         let mut cfg = Config::default();
         cfg.probes.recent_50.enabled = false;
         cfg.probes.redis_pubsub.enabled = false;
-        let v = verdicts(&evaluate(&cfg, &healthy(), 60.0));
+        let rows = evaluate(&cfg, &healthy(&cfg));
         for gone in [
             "recent_50_p99",
             "probe:recent_50",
             "redis_pubsub_p99",
             "probe:redis_pubsub",
         ] {
-            assert!(!v.contains_key(gone), "{gone}");
+            assert!(rows.iter().all(|r| r.slo != gone), "{gone}");
         }
     }
 
@@ -810,10 +829,11 @@ mod tests {
     }
 
     #[test]
-    fn text_report_marks_failed_rows() {
+    fn text_report_marks_failed_rows_and_says_how_precise_it_is() {
         let cfg = Config::default();
-        let w = window(snapshot(60_000, 0, 0, 0.0051));
-        let slos = evaluate_traffic(&cfg, &w, 60.0);
+        let mut m = healthy(&cfg);
+        m.traffic.scylla_write = writes(&cfg, 60_000, 0, 0.0051);
+        let slos = evaluate(&cfg, &m);
         let r = Report {
             version: "x",
             duration_seconds: 60.0,
@@ -824,8 +844,10 @@ mod tests {
             pass: false,
             slos,
             probes: BTreeMap::new(),
-            operations: vec![op_report("scylla", "write", &w.scylla_write, 60.0)],
+            operations: vec![op_report("scylla", "write", &m.traffic.scylla_write, 60.0)],
             schedule_lag: Percentiles::default(),
+            precision: precision(),
+            in_flight_at_start: 0,
         };
         let text = render_text(&r);
         assert!(
@@ -836,6 +858,7 @@ mod tests {
             text.contains("RESULT: FAIL (1 breached: write_p99)"),
             "{text}"
         );
+        assert!(text.contains("3 significant digits"), "{text}");
         assert_eq!(human_seconds(0.000_25), "250 µs");
         assert_eq!(human_seconds(2.5), "2.50 s");
     }

@@ -68,7 +68,11 @@ impl Daemon {
         source: ConfigSource,
         shutdown: CancellationToken,
     ) -> Result<Self, StartError> {
-        let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
+        let metrics = Arc::new(Metrics::with_latency_buckets(
+            env!("CARGO_PKG_VERSION"),
+            crate::slo::latency_buckets(&config),
+        ));
+        crate::slo::export_objectives(&config, &metrics);
         let health = Arc::new(Health::default());
         let web = Arc::new(WebCell::new(WebGuard::load(&config.http.web_config_file)?));
         let addr = config.http.listen;

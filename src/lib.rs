@@ -12,6 +12,7 @@
 //! - [`tls`]: the crypto provider and PEM files turned into rustls configurations;
 //! - [`status`]: the status page and `/api/v1/status`: SLOs, probes, backends, 15-minute charts;
 //! - [`metrics`]: every metric name, help text and bucket layout;
+//! - [`slo`]: the SLO model: every SLO once, judged the same in `check`, rules, status page;
 //! - [`backend`]: the ScyllaDB session and Redis connection, and their health loops;
 //! - [`schema`]: the keyspace and `chat_messages` table, printed or applied;
 //! - [`traffic`]: the open-loop pacer and the chat workload it drives into ScyllaDB and Redis;
@@ -33,6 +34,7 @@ pub mod metrics;
 pub mod probes;
 pub mod reload;
 pub mod schema;
+pub mod slo;
 pub mod status;
 pub mod tls;
 pub mod traffic;

@@ -10,7 +10,9 @@ use prometheus::{
 };
 
 /// Shared latency buckets, 100 µs to 10 s. Every default SLO threshold (5 ms, 10 ms, 50 ms) is an exact
-/// bound, so "share of requests under the SLO" is exact in PromQL, not interpolated.
+/// bound, and a daemon adds every configured latency threshold to them (see
+/// [`crate::slo::latency_buckets`]), so "share of requests under the SLO" is exact in PromQL, in
+/// `chatload check` and on the status page, never interpolated.
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
     2.5, 5.0, 10.0,
@@ -38,6 +40,8 @@ pub struct Metrics {
     pub backend_up: IntGaugeVec,
     /// `chatload_backend_info{backend,kind,version}`: 1, for what the backend said it is.
     pub backend_info: IntGaugeVec,
+    /// `chatload_operations_due_total{backend,op}`: operations the timetable made due.
+    pub operations_due: IntCounterVec,
     /// `chatload_operations_total{backend,op,outcome}`.
     pub operations: IntCounterVec,
     /// `chatload_operation_duration_seconds{backend,op}`: from the scheduled start.
@@ -74,12 +78,23 @@ pub struct Metrics {
     pub config_reload: IntCounterVec,
     /// `chatload_config_hash`: a number that changes when the effective config changes.
     pub config_hash: Gauge,
+    /// `chatload_slo_objective{slo}`: each SLO's threshold as configured.
+    pub slo_objective: GaugeVec,
+    /// The bounds of the latency histograms (defaults plus every configured latency threshold).
+    latency_buckets: Vec<f64>,
 }
 
 impl Metrics {
-    /// Create and register every metric; `version` goes into `chatload_build_info`.
+    /// Create and register every metric with the default [`LATENCY_BUCKETS`]; `version` goes into
+    /// `chatload_build_info`.
     pub fn new(version: &str) -> Self {
+        Self::with_latency_buckets(version, LATENCY_BUCKETS.to_vec())
+    }
+
+    /// [`Metrics::new`] with these latency bucket bounds (sorted, unique).
+    pub fn with_latency_buckets(version: &str, latency_buckets: Vec<f64>) -> Self {
         let registry = Registry::new();
+        let buckets = latency_buckets.as_slice();
         let r = &registry;
         let m = Self {
             build_info: int_gauge_vec(
@@ -100,6 +115,12 @@ impl Metrics {
                 "What the backend reported it is (kind: scylla, cassandra or redis); always 1.",
                 &["backend", "kind", "version"],
             ),
+            operations_due: int_counter_vec(
+                r,
+                "chatload_operations_due_total",
+                "Traffic operations (messages, for writes) the timetable made due; each ends under exactly one outcome of chatload_operations_total.",
+                &["backend", "op"],
+            ),
             operations: int_counter_vec(
                 r,
                 "chatload_operations_total",
@@ -109,16 +130,16 @@ impl Metrics {
             operation_duration: histogram_vec(
                 r,
                 "chatload_operation_duration_seconds",
-                "Latency of traffic operations from their scheduled start (coordinated-omission-correct).",
+                "Latency of traffic operations from their scheduled start (coordinated-omission-correct); one observation per operation counted, those that did not succeed at no less than their deadline.",
                 &["backend", "op"],
-                LATENCY_BUCKETS,
+                buckets,
             ),
             operation_service: histogram_vec(
                 r,
                 "chatload_operation_service_seconds",
-                "Latency of traffic operations from the actual send (service time).",
+                "Latency of traffic operations from the actual send (service time); operations that were sent only.",
                 &["backend", "op"],
-                LATENCY_BUCKETS,
+                buckets,
             ),
             target_rate: gauge_vec(
                 r,
@@ -131,7 +152,7 @@ impl Metrics {
                 let h = Histogram::with_opts(
                     HistogramOpts::new(
                         "chatload_schedule_lag_seconds",
-                        "How late the pacer started operations relative to their scheduled time.",
+                        "How late requests were sent relative to their scheduled start, taken at the send.",
                     )
                     .buckets(SCHEDULE_LAG_BUCKETS.to_vec()),
                 )
@@ -156,7 +177,7 @@ impl Metrics {
                 "chatload_probe_duration_seconds",
                 "Duration of the probe's measured query or round trip.",
                 &["probe"],
-                LATENCY_BUCKETS,
+                buckets,
             ),
             probe_check_failures: int_counter_vec(
                 r,
@@ -212,6 +233,13 @@ impl Metrics {
                 "chatload_config_hash",
                 "Hash of the effective configuration (changes when the config does).",
             ),
+            slo_objective: gauge_vec(
+                r,
+                "chatload_slo_objective",
+                "Each SLO's threshold as configured (seconds for latency and TTL, a ratio otherwise).",
+                &["slo"],
+            ),
+            latency_buckets,
             registry,
             backend_info_labels: Default::default(),
         };
@@ -258,6 +286,11 @@ impl Metrics {
             .iter()
             .map(|(backend, [kind, version])| (backend.clone(), format!("{kind} {version}")))
             .collect()
+    }
+
+    /// The bounds of the latency histograms.
+    pub fn latency_buckets(&self) -> &[f64] {
+        &self.latency_buckets
     }
 
     /// The registry, to gather from.

@@ -103,6 +103,16 @@ impl Reloader {
         // The web config file is read again even when its path did not change: rotating a
         // certificate or a password is the point of reloading it.
         let loaded = loaded.map_err(|e| e.to_string()).and_then(|new| {
+            // Histogram buckets are fixed when the process starts; a latency threshold that is not
+            // one of them could not be judged exactly, so it waits for a restart (rejected whole).
+            let outside = crate::slo::thresholds_outside(&new, self.metrics.latency_buckets());
+            if !outside.is_empty() {
+                return Err(format!(
+                    "{}: not a latency bucket bound of the running process (the bounds are set \
+                     at start from the [slo] thresholds); restart chatload to apply it",
+                    outside.join(", ")
+                ));
+            }
             WebGuard::load(&new.http.web_config_file)
                 .map(|guard| (new, guard))
                 .map_err(|e| format!("http.web_config_file: {e}"))
@@ -131,6 +141,7 @@ impl Reloader {
         self.traffic.set_rates(&effective);
         self.probes.context().set_cfg(effective.clone());
         self.board.set_cfg(effective.clone());
+        crate::slo::export_objectives(&effective, &self.metrics);
         self.metrics.config_hash.set(effective.hash() as f64);
         self.metrics.config_reload.with_label_values(&["ok"]).inc();
         info!(

@@ -1,14 +1,17 @@
 //! The status page (`/`) and its JSON (`/api/v1/status`): for a person without Grafana.
 //!
-//! A sampler takes the write counters and latency buckets every 10 s and keeps 15 minutes of them.
-//! From those it draws the write rate and p99 as inline SVG sparklines, and judges the SLOs over the
-//! last 5 minutes with the same rules as `chatload check` (probe rows use what the probes measured
-//! since the start). The page has no external assets and refreshes itself every 10 s.
+//! A sampler reads the counters and latency buckets that `/metrics` exports (traffic writes, every
+//! probe's runs, check failures and duration buckets) every 10 s and keeps 15 minutes of them. From
+//! those it draws the write rate and p99 as inline SVG sparklines, and judges every SLO of the SLO
+//! model ([`crate::slo`]) over the last 5 minutes, the window of the threshold alerts, with the same
+//! judge as `chatload check`: probes included, so a probe that failed an hour ago is not failing now.
+//! The page has no external assets and refreshes itself every 10 s.
 
-use crate::check::{Measured, SloRow, evaluate, human_seconds};
+use crate::check::{Measured, SloRow, evaluate, human_seconds, measured_by_a_run};
 use crate::config::Config;
-use crate::metrics::{LATENCY_BUCKETS, Metrics};
+use crate::metrics::Metrics;
 use crate::probes::{ProbeScheduler, ProbeSnapshot};
+use crate::slo::{BucketCounts, WINDOW};
 use crate::traffic::TrafficSnapshot;
 use crate::traffic::record::{OpSnapshot, Outcome, Percentiles};
 use serde::Serialize;
@@ -23,16 +26,25 @@ use tokio_util::sync::CancellationToken;
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 /// How many samples it keeps (15 minutes).
 pub const KEEP: usize = 91;
-/// The window the SLO rows are judged over.
-pub const SLO_WINDOW: Duration = Duration::from_secs(300);
+/// The window the SLO rows are judged over: the alerts' window.
+pub const SLO_WINDOW: Duration = WINDOW;
+
+/// What one probe's counters said at a sample.
+#[derive(Debug, Clone, Default)]
+struct ProbeSample {
+    runs: BTreeMap<&'static str, u64>,
+    check_failures: BTreeMap<&'static str, u64>,
+    buckets: BucketCounts,
+}
 
 #[derive(Debug, Clone)]
 struct Sample {
     at: Instant,
     unix: i64,
     outcomes: BTreeMap<&'static str, u64>,
-    /// Cumulative counts per bucket bound of the write latency histogram (then +Inf).
-    buckets: Vec<u64>,
+    /// The write latency histogram's buckets.
+    buckets: BucketCounts,
+    probes: BTreeMap<&'static str, ProbeSample>,
 }
 
 /// One point of a chart.
@@ -59,9 +71,12 @@ pub struct Status {
     pub backends: BTreeMap<String, String>,
     /// Target write and read rates of this instance.
     pub target_rates: (f64, f64),
-    /// SLO rows (traffic over the last 5 minutes; probes since the start).
+    /// Seconds the SLO rows were judged over (up to 300, less right after the start).
+    pub window_seconds: f64,
+    /// SLO rows, traffic and probes over the last 5 minutes.
     pub slos: Vec<SloRow>,
-    /// Each probe.
+    /// Each probe over the last 5 minutes (runs, check failures, interpolated latency), with its
+    /// last result.
     pub probes: BTreeMap<&'static str, ProbeSnapshot>,
     /// Successful writes per second, every 10 s over 15 minutes.
     pub write_rate: Vec<Point>,
@@ -123,21 +138,39 @@ impl StatusBoard {
                 )
             })
             .collect();
-        let h = m.operation_duration.with_label_values(&["scylla", "write"]);
-        let proto = prometheus::core::Collector::collect(&h);
-        let hist = proto[0].get_metric()[0].get_histogram();
-        let mut buckets: Vec<u64> = hist
-            .get_bucket()
+        let buckets =
+            BucketCounts::of(&m.operation_duration.with_label_values(&["scylla", "write"]));
+        let probes = crate::probes::all(&self.cfg())
             .iter()
-            .map(|b| b.cumulative_count())
+            .map(|p| {
+                let name = p.name();
+                let sample = ProbeSample {
+                    runs: crate::probes::OUTCOMES
+                        .iter()
+                        .map(|o| (*o, m.probe_runs.with_label_values(&[name, o]).get()))
+                        .collect(),
+                    check_failures: p
+                        .checks()
+                        .iter()
+                        .map(|c| {
+                            (
+                                *c,
+                                m.probe_check_failures.with_label_values(&[name, c]).get(),
+                            )
+                        })
+                        .collect(),
+                    buckets: BucketCounts::of(&m.probe_duration.with_label_values(&[name])),
+                };
+                (name, sample)
+            })
             .collect();
-        buckets.push(hist.get_sample_count());
         let mut s = self.samples.lock().unwrap_or_else(|e| e.into_inner());
         s.push_back(Sample {
             at: Instant::now(),
             unix: crate::traffic::wall_clock_ms() / 1000,
             outcomes,
             buckets,
+            probes,
         });
         while s.len() > KEEP {
             s.pop_front();
@@ -163,16 +196,15 @@ impl StatusBoard {
                 t: pair[1].unix,
                 v: ok as f64 / secs,
             });
-            if let Some(p99) = quantile(&delta(&pair[0].buckets, &pair[1].buckets), 0.99) {
+            if let Some(p99) = pair[1].buckets.minus(&pair[0].buckets).quantile(0.99) {
                 write_p99.push(Point {
                     t: pair[1].unix,
                     v: p99,
                 });
             }
         }
-        let measured = self.measured(&samples);
-        let seconds = window_seconds(&samples);
         let cfg = self.cfg();
+        let measured = self.measured(&cfg, &samples);
         let m = &self.metrics;
         let backends_up = ["scylla", "redis"]
             .iter()
@@ -193,7 +225,8 @@ impl StatusBoard {
                 crate::traffic::instance_rate(cfg.traffic.write_rate, &cfg),
                 crate::traffic::instance_rate(cfg.traffic.read_rate, &cfg),
             ),
-            slos: evaluate(&cfg, &measured, seconds),
+            window_seconds: measured.seconds,
+            slos: evaluate(&cfg, &measured),
             probes: measured.probes,
             write_rate,
             write_p99,
@@ -213,77 +246,79 @@ impl StatusBoard {
         }
     }
 
-    /// Traffic over the last [`SLO_WINDOW`] (bucket-interpolated p99), probes since the start.
-    fn measured(&self, samples: &[Sample]) -> Measured {
-        let mut traffic = TrafficSnapshot::default();
-        if let (Some(first), Some(last)) = (window_start(samples), samples.last()) {
-            let mut w = OpSnapshot::default();
-            for (k, v) in &last.outcomes {
-                w.outcomes
-                    .insert(k, v - first.outcomes.get(k).copied().unwrap_or(0));
-            }
-            let d = delta(&first.buckets, &last.buckets);
-            w.duration = Percentiles {
-                count: d.last().copied().unwrap_or(0),
-                p50: quantile(&d, 0.5).unwrap_or(0.0),
-                p99: quantile(&d, 0.99).unwrap_or(0.0),
-                ..Default::default()
-            };
-            traffic.scylla_write = w;
-        }
+    /// Traffic and probes over the last [`SLO_WINDOW`].
+    fn measured(&self, cfg: &Config, samples: &[Sample]) -> Measured {
         let m = &self.metrics;
-        Measured {
-            traffic,
-            probes: self.probes.snapshot(),
-            ttl_drift: m.ttl_drift.with_label_values(&["scylla"]).get(),
-            partition_balance_cv: m.partition_balance_cv.get(),
+        let last_results = self.probes.snapshot();
+        let mut measured = Measured {
+            target_write_rate: crate::traffic::instance_rate(cfg.traffic.write_rate, cfg),
+            ..Default::default()
+        };
+        let (Some(first), Some(last)) = (window_start(samples), samples.last()) else {
+            return measured;
+        };
+        measured.seconds = (last.at - first.at).as_secs_f64();
+        let mut w = OpSnapshot {
+            buckets: last.buckets.minus(&first.buckets),
+            ..Default::default()
+        };
+        for (k, v) in &last.outcomes {
+            w.outcomes
+                .insert(k, v - first.outcomes.get(k).copied().unwrap_or(0));
         }
+        w.duration = interpolated(&w.buckets);
+        measured.traffic = TrafficSnapshot {
+            scylla_write: w,
+            ..Default::default()
+        };
+        for (name, now) in &last.probes {
+            let before = first.probes.get(name).cloned().unwrap_or_default();
+            let buckets = now.buckets.minus(&before.buckets);
+            let since = |a: &BTreeMap<&'static str, u64>, b: &BTreeMap<&'static str, u64>| {
+                a.iter()
+                    .map(|(k, v)| (*k, v - b.get(k).copied().unwrap_or(0).min(*v)))
+                    .filter(|(_, v)| *v > 0)
+                    .collect()
+            };
+            let last_result = last_results.get(name).cloned().unwrap_or_default();
+            measured.probes.insert(
+                name,
+                ProbeSnapshot {
+                    runs: since(&now.runs, &before.runs),
+                    check_failures: since(&now.check_failures, &before.check_failures),
+                    latency: interpolated(&buckets),
+                    last_success: last_result.last_success,
+                    last_problem: last_result.last_problem,
+                },
+            );
+            measured.probe_buckets.insert(name, buckets);
+        }
+        measured.ttl_drift = measured_by_a_run(measured.probes.get("ttl_metadata"))
+            .then(|| m.ttl_drift.with_label_values(&["scylla"]).get());
+        measured.partition_balance_cv = measured_by_a_run(measured.probes.get("partition_balance"))
+            .then(|| m.partition_balance_cv.get());
+        measured
     }
 }
 
+/// Percentiles interpolated in buckets (the status page has no HDR histogram over a window).
+fn interpolated(b: &BucketCounts) -> Percentiles {
+    let q = |q: f64| b.quantile(q).unwrap_or(0.0);
+    Percentiles {
+        count: b.count,
+        p50: q(0.5),
+        p90: q(0.9),
+        p99: q(0.99),
+        p999: q(0.999),
+        max: q(1.0),
+        ..Default::default()
+    }
+}
+
+/// The oldest sample within [`SLO_WINDOW`] of the newest.
 fn window_start(samples: &[Sample]) -> Option<&Sample> {
     let last = samples.last()?;
     samples.iter().find(|s| last.at - s.at <= SLO_WINDOW)
-}
-
-fn window_seconds(samples: &[Sample]) -> f64 {
-    match (window_start(samples), samples.last()) {
-        (Some(a), Some(b)) => (b.at - a.at).as_secs_f64(),
-        _ => 0.0,
-    }
-}
-
-fn delta(a: &[u64], b: &[u64]) -> Vec<u64> {
-    b.iter().zip(a).map(|(b, a)| b.saturating_sub(*a)).collect()
-}
-
-/// `q`-quantile from cumulative bucket counts (bounds [`LATENCY_BUCKETS`], then +Inf), interpolated
-/// linearly inside the bucket, as PromQL's `histogram_quantile` does. `None` without observations.
-pub fn quantile(cumulative: &[u64], q: f64) -> Option<f64> {
-    let total = *cumulative.last()?;
-    if total == 0 {
-        return None;
-    }
-    let rank = q * total as f64;
-    let mut lower_bound = 0.0;
-    let mut lower_count = 0u64;
-    for (i, &count) in cumulative.iter().enumerate() {
-        if count as f64 >= rank {
-            let Some(&upper) = LATENCY_BUCKETS.get(i) else {
-                return Some(lower_bound); // in +Inf: the highest finite bound
-            };
-            let in_bucket = (count - lower_count) as f64;
-            let frac = if in_bucket > 0.0 {
-                (rank - lower_count as f64) / in_bucket
-            } else {
-                1.0
-            };
-            return Some(lower_bound + (upper - lower_bound) * frac);
-        }
-        lower_bound = LATENCY_BUCKETS.get(i).copied().unwrap_or(lower_bound);
-        lower_count = count;
-    }
-    Some(lower_bound)
 }
 
 fn escape(s: &str) -> String {
@@ -378,8 +413,9 @@ pub fn render_html(s: &Status) -> String {
     o.push_str("</table>");
     let _ = write!(
         o,
-        "<h2>SLOs</h2><p class=\"muted\">Traffic over the last 5 minutes; probes since the start.</p>\
-         <table><tr><th>SLO</th><th>target</th><th>measured</th><th>result</th></tr>"
+        "<h2>SLOs</h2><p class=\"muted\">Traffic and probes over the last {:.0} s (the alerts' 5-minute window).</p>\
+         <table><tr><th>SLO</th><th>target</th><th>measured</th><th>result</th></tr>",
+        s.window_seconds
     );
     for r in &s.slos {
         let op = if r.bound == "max" { "≤" } else { "≥" };
@@ -411,7 +447,7 @@ pub fn render_html(s: &Status) -> String {
     );
     let _ = write!(
         o,
-        "<h2>Probes</h2><table><tr><th>probe</th><th>last run</th><th>runs ok / total</th><th>p99</th><th>last problem</th></tr>"
+        "<h2>Probes</h2><p class=\"muted\">Runs over the last 5 minutes.</p><table><tr><th>probe</th><th>last run</th><th>runs ok / total</th><th>p99</th><th>last problem</th></tr>"
     );
     for (name, p) in &s.probes {
         let total: u64 = p.runs.values().sum();
@@ -439,22 +475,6 @@ pub fn render_html(s: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quantile_interpolates_like_histogram_quantile() {
-        // Bounds 0.0001, 0.00025, 0.0005, 0.001, ...; 100 observations, all in (0.0005, 0.001].
-        let mut c = vec![0u64; LATENCY_BUCKETS.len() + 1];
-        for v in c.iter_mut().skip(3) {
-            *v = 100;
-        }
-        let q = quantile(&c, 0.5).unwrap();
-        assert!((q - 0.00075).abs() < 1e-12, "{q}");
-        assert_eq!(quantile(&vec![0; LATENCY_BUCKETS.len() + 1], 0.99), None);
-        // Everything above the last bound: the highest finite bound.
-        let mut inf = vec![0u64; LATENCY_BUCKETS.len() + 1];
-        *inf.last_mut().unwrap() = 5;
-        assert_eq!(quantile(&inf, 0.99), Some(10.0));
-    }
 
     #[test]
     fn sparkline_draws_points_and_threshold() {
@@ -489,6 +509,7 @@ mod tests {
             backends_up: [("scylla".to_string(), true)].into(),
             backends: BTreeMap::new(),
             target_rates: (1000.0, 200.0),
+            window_seconds: 300.0,
             slos: vec![],
             probes,
             write_rate: vec![],

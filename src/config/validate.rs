@@ -265,6 +265,14 @@ impl Config {
             v.positive(key, d);
         }
         v.ratio("slo.write_success", s.write_success);
+        if s.write_success == 1.0 {
+            v.fail(
+                "slo.write_success",
+                "must be < 1: a 100 % target leaves no error budget, so its burn rate is \
+                 undefined (use 0.9999 or the like)"
+                    .to_string(),
+            );
+        }
         v.ratio("slo.throughput_ratio", s.throughput_ratio);
         if !s.partition_balance_cv.is_finite() || s.partition_balance_cv < 0.0 {
             v.fail(
@@ -677,6 +685,7 @@ mod tests {
                 "slo.write_p99",
             ),
             (|c| c.slo.write_success = 1.5, "slo.write_success"),
+            (|c| c.slo.write_success = 1.0, "slo.write_success"),
             (|c| c.slo.throughput_ratio = 0.0, "slo.throughput_ratio"),
             (
                 |c| c.slo.partition_balance_cv = -0.1,

@@ -31,8 +31,8 @@ use crate::config::{Config, WriteMode};
 use crate::http::Health;
 use crate::metrics::Metrics;
 use pacer::{Dispatch, Op, Pacer, TargetRates, TokioSleeper};
-use prometheus::{Histogram, IntGauge};
-use record::{OpRecorder, Outcome};
+use prometheus::IntGauge;
+use record::{LagRecorder, OpRecorder, Outcome};
 use redis_ops::RedisSide;
 use scylla::client::session::Session;
 use scylla_ops::Statements;
@@ -110,8 +110,8 @@ pub struct Shared {
     scylla_write: Arc<OpRecorder>,
     scylla_read: Arc<OpRecorder>,
     redis_write: Arc<OpRecorder>,
-    /// Exact lateness of the pacer's starts, microseconds.
-    schedule_lag: std::sync::Mutex<hdrhistogram::Histogram<u64>>,
+    /// How late requests were sent.
+    schedule_lag: Arc<LagRecorder>,
 }
 
 impl Shared {
@@ -134,7 +134,6 @@ pub struct Dispatcher {
     redis: RedisBackend,
     workload: Workload,
     batch_size: usize,
-    lag: Histogram,
     health: Arc<Health>,
     last_beat: Option<Instant>,
 }
@@ -143,14 +142,7 @@ pub struct Dispatcher {
 const BEAT_EVERY: Duration = Duration::from_millis(100);
 
 impl Dispatch for Dispatcher {
-    fn dispatch(&mut self, op: Op, scheduled: Instant, now: Instant) {
-        let lag = now - scheduled;
-        self.lag.observe(lag.as_secs_f64());
-        self.shared
-            .schedule_lag
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .saturating_record(record::micros(lag));
+    fn dispatch(&mut self, op: Op, scheduled: Instant, _now: Instant) {
         match op {
             Op::Write => {
                 let messages = Arc::new(self.workload.messages(self.batch_size, wall_clock_ms()));
@@ -178,9 +170,10 @@ impl Dispatcher {
     fn write_scylla(&self, messages: Arc<Vec<Message>>, scheduled: Instant) {
         let shared = self.shared.clone();
         let n = messages.len() as u64;
+        shared.scylla_write.due(n);
         let Some(prepared) = shared.prepared() else {
             // No session (yet): the database is unavailable to us. Count, don't queue.
-            shared.scylla_write.count(Outcome::Unavailable, n);
+            shared.scylla_write.not_sent(Outcome::Unavailable, n);
             return;
         };
         let request = async move {
@@ -197,6 +190,7 @@ impl Dispatcher {
             &self.runtime,
             &self.shared.scylla_slots,
             &self.shared.scylla_write,
+            &self.shared.schedule_lag,
             n,
             scheduled,
             request,
@@ -205,8 +199,9 @@ impl Dispatcher {
 
     fn read_scylla(&self, stream: uuid::Uuid, scheduled: Instant) {
         let shared = self.shared.clone();
+        shared.scylla_read.due(1);
         let Some(prepared) = shared.prepared() else {
-            shared.scylla_read.count(Outcome::Unavailable, 1);
+            shared.scylla_read.not_sent(Outcome::Unavailable, 1);
             return;
         };
         let request = async move {
@@ -223,6 +218,7 @@ impl Dispatcher {
             &self.runtime,
             &self.shared.scylla_slots,
             &self.shared.scylla_read,
+            &self.shared.schedule_lag,
             1,
             scheduled,
             request,
@@ -233,6 +229,7 @@ impl Dispatcher {
         let shared = self.shared.clone();
         let mut conn = self.redis.connection();
         let n = messages.len() as u64;
+        shared.redis_write.due(n);
         let request = async move {
             let pipe = shared.redis_side.pipeline(&messages);
             let sent = Instant::now();
@@ -251,6 +248,7 @@ impl Dispatcher {
             &self.runtime,
             &self.shared.redis_slots,
             &self.shared.redis_write,
+            &self.shared.schedule_lag,
             n,
             scheduled,
             request,
@@ -259,12 +257,14 @@ impl Dispatcher {
 }
 
 /// Start `request` (carrying `n` operations, scheduled at `scheduled`) in a slot of `slots`, or count
-/// it `dropped` when every slot is taken. The request returns its outcome and the instant it was
-/// actually sent; its latency is recorded from both `scheduled` and that instant.
+/// it `dropped` (observed at its deadline) when every slot is taken. The request returns its outcome
+/// and the instant it was actually sent; its latency is recorded from both `scheduled` and that
+/// instant, and `sent - scheduled` is the schedule lag.
 pub fn launch<R>(
     runtime: &tokio::runtime::Handle,
     slots: &Slots,
     recorder: &Arc<OpRecorder>,
+    lag: &Arc<LagRecorder>,
     n: u64,
     scheduled: Instant,
     request: R,
@@ -272,12 +272,13 @@ pub fn launch<R>(
     R: Future<Output = (Outcome, Instant)> + Send + 'static,
 {
     let Some(slot) = slots.try_take() else {
-        recorder.count(Outcome::Dropped, n);
+        recorder.not_sent(Outcome::Dropped, n);
         return;
     };
-    let recorder = recorder.clone();
+    let (recorder, lag) = (recorder.clone(), lag.clone());
     runtime.spawn(async move {
         let (outcome, sent) = request.await;
+        lag.sent(scheduled, sent);
         recorder.completed(outcome, n, scheduled, sent, Instant::now());
         drop(slot);
     });
@@ -319,7 +320,7 @@ pub struct TrafficSnapshot {
     pub scylla_read: record::OpSnapshot,
     /// The Redis side of message writes.
     pub redis_write: record::OpSnapshot,
-    /// How late the pacer started operations.
+    /// How late requests were sent (at the send, per request).
     pub schedule_lag: record::Percentiles,
 }
 
@@ -340,6 +341,11 @@ pub struct Traffic {
     rates: Arc<TargetRates>,
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
+    /// Stops the pacer (a child of the daemon's shutdown token).
+    stop: CancellationToken,
+    /// Cancelled by the traffic thread once it stopped and drained.
+    stopped: CancellationToken,
+    drain_timeout: Duration,
 }
 
 impl Traffic {
@@ -361,16 +367,25 @@ impl Traffic {
             key_prefix: cfg.redis.key_prefix.clone(),
         };
         let cap = cfg.traffic.max_in_flight;
+        let (scylla_deadline, redis_deadline) = (
+            cfg.scylla.request_timeout.get(),
+            cfg.redis.request_timeout.get(),
+        );
         let shared = Arc::new(Shared {
             prepared: RwLock::new(None),
             redis_side,
             redis_timeout: cfg.redis.request_timeout.get(),
             scylla_slots: Slots::new(cap, metrics.in_flight.with_label_values(&["scylla"])),
             redis_slots: Slots::new(cap, metrics.in_flight.with_label_values(&["redis"])),
-            scylla_write: Arc::new(OpRecorder::new(&metrics, "scylla", "write")),
-            scylla_read: Arc::new(OpRecorder::new(&metrics, "scylla", "read")),
-            redis_write: Arc::new(OpRecorder::new(&metrics, "redis", "write")),
-            schedule_lag: std::sync::Mutex::new(record::exact_histogram()),
+            scylla_write: Arc::new(OpRecorder::new(
+                &metrics,
+                "scylla",
+                "write",
+                scylla_deadline,
+            )),
+            scylla_read: Arc::new(OpRecorder::new(&metrics, "scylla", "read", scylla_deadline)),
+            redis_write: Arc::new(OpRecorder::new(&metrics, "redis", "write", redis_deadline)),
+            schedule_lag: Arc::new(LagRecorder::new(metrics.schedule_lag.clone())),
         });
         let seed = cfg.traffic.seed.unwrap_or_else(rand::random);
         let workload = Workload::new(&cfg.traffic, &cfg.instance, seed);
@@ -378,10 +393,15 @@ impl Traffic {
             op_rate(cfg, Op::Write),
             op_rate(cfg, Op::Read),
         ));
+        let stop = shutdown.child_token();
+        let stopped = CancellationToken::new();
         let traffic = Self {
             rates: rates.clone(),
             shared: shared.clone(),
             metrics: metrics.clone(),
+            stop: stop.clone(),
+            stopped: stopped.clone(),
+            drain_timeout: cfg.traffic.drain_timeout.get(),
         };
         traffic.publish_target_rates(cfg);
         info!(
@@ -402,13 +422,15 @@ impl Traffic {
             shared,
             workload,
             rates,
-            lag: metrics.schedule_lag.clone(),
             health,
-            shutdown: shutdown.child_token(),
+            shutdown: stop,
         };
         let thread = std::thread::Builder::new()
             .name("chatload-traffic".into())
-            .spawn(move || runtime.block_on(engine.run()))?;
+            .spawn(move || {
+                runtime.block_on(engine.run());
+                stopped.cancel();
+            })?;
         tracker.spawn(async move {
             shutdown.cancelled().await;
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
@@ -434,29 +456,35 @@ impl Traffic {
             .set(instance_rate(cfg.traffic.read_rate, cfg));
     }
 
-    /// Counts and exact latency percentiles of every (backend, op) so far.
+    /// Counts and latency percentiles of every (backend, op) so far.
     pub fn snapshot(&self) -> TrafficSnapshot {
         let s = &self.shared;
         TrafficSnapshot {
             scylla_write: s.scylla_write.snapshot(),
             scylla_read: s.scylla_read.snapshot(),
             redis_write: s.redis_write.snapshot(),
-            schedule_lag: record::Percentiles::of(
-                &s.schedule_lag.lock().unwrap_or_else(|e| e.into_inner()),
-            ),
+            schedule_lag: s.schedule_lag.percentiles(),
         }
     }
 
-    /// Forget the exact latencies recorded so far (the end of a warm-up).
+    /// Forget the HDR latencies recorded so far (the end of a warm-up).
     pub fn reset_exact(&self) {
         let s = &self.shared;
         for r in [&s.scylla_write, &s.scylla_read, &s.redis_write] {
             r.reset_exact();
         }
-        s.schedule_lag
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .reset();
+        s.schedule_lag.reset();
+    }
+
+    /// Stop scheduling and wait until the requests in flight have finished (at most
+    /// `traffic.drain_timeout`), so that every operation made due has its outcome counted. Returns
+    /// whether the traffic thread finished in time.
+    pub async fn stop(&self) -> bool {
+        self.stop.cancel();
+        let limit = self.drain_timeout + Duration::from_secs(1);
+        tokio::time::timeout(limit, self.stopped.cancelled())
+            .await
+            .is_ok()
     }
 
     /// Whether the statements are prepared (the database has answered at least once).
@@ -471,7 +499,6 @@ struct Engine {
     shared: Arc<Shared>,
     workload: Workload,
     rates: Arc<TargetRates>,
-    lag: Histogram,
     health: Arc<Health>,
     shutdown: CancellationToken,
 }
@@ -497,7 +524,6 @@ impl Engine {
             redis,
             workload: self.workload,
             batch_size: batch_size(&self.cfg),
-            lag: self.lag,
             health: self.health,
             last_beat: None,
         };
@@ -603,6 +629,7 @@ mod tests {
     struct FakeBackend {
         slots: Slots,
         recorder: Arc<OpRecorder>,
+        lag: Arc<LagRecorder>,
         gate: Arc<tokio::sync::Mutex<()>>,
         stall_at: Instant,
         stall: Duration,
@@ -612,6 +639,7 @@ mod tests {
     impl Dispatch for FakeBackend {
         fn dispatch(&mut self, _op: Op, scheduled: Instant, _now: Instant) {
             self.dispatched += 1;
+            self.recorder.due(1);
             let gate = self.gate.clone();
             let hold = if scheduled == self.stall_at {
                 self.stall
@@ -628,6 +656,7 @@ mod tests {
                 &tokio::runtime::Handle::current(),
                 &self.slots,
                 &self.recorder,
+                &self.lag,
                 1,
                 scheduled,
                 request,
@@ -638,7 +667,13 @@ mod tests {
     fn fake(metrics: &Metrics, cap: u32, start: Instant, stall: Duration) -> FakeBackend {
         FakeBackend {
             slots: Slots::new(cap, metrics.in_flight.with_label_values(&["scylla"])),
-            recorder: Arc::new(OpRecorder::new(metrics, "scylla", "write")),
+            recorder: Arc::new(OpRecorder::new(
+                metrics,
+                "scylla",
+                "write",
+                Duration::from_secs(2),
+            )),
+            lag: Arc::new(LagRecorder::new(metrics.schedule_lag.clone())),
             gate: Arc::new(tokio::sync::Mutex::new(())),
             stall_at: start + Duration::from_millis(100),
             stall,
@@ -647,7 +682,7 @@ mod tests {
     }
 
     /// Observations at or below `bound` seconds.
-    fn at_most(h: &Histogram, bound: f64) -> u64 {
+    fn at_most(h: &prometheus::Histogram, bound: f64) -> u64 {
         let proto = prometheus::core::Collector::collect(h);
         let buckets = proto[0].get_metric()[0].get_histogram().get_bucket();
         buckets
@@ -724,5 +759,18 @@ mod tests {
             backend.dispatched,
             "every scheduled operation is accounted for"
         );
+        let snap = recorder.snapshot();
+        assert_eq!(snap.due, backend.dispatched);
+        assert_eq!(
+            snap.buckets.count,
+            ok + dropped,
+            "one observation per counted operation"
+        );
+        assert_eq!(
+            snap.buckets.above(1.0),
+            Some(dropped),
+            "every drop is observed at its 2 s deadline, slower than any SLO"
+        );
+        assert!(dropped > 1800, "{dropped}");
     }
 }

@@ -1,6 +1,15 @@
 //! Recording what each operation did: its outcome, its latency from the scheduled start and from the
 //! actual send, and a rate-limited log line for failures.
 //!
+//! The rule that keeps the numbers true under faults: every operation the timetable made due is
+//! counted `due` when it is dispatched and, once its fate is known, counted under exactly one outcome
+//! *and* observed exactly once in the scheduled-start histogram, whatever became of it. One that
+//! failed, timed out, was dropped or found no session is observed at no less than its deadline (the
+//! backend's `request_timeout` after its scheduled start), so an error storm can never make the
+//! latency look better. The service-time histogram holds only operations that were sent.
+//! So `chatload_operations_due_total` = Σ `chatload_operations_total` + in flight, and
+//! `chatload_operation_duration_seconds_count` = Σ `chatload_operations_total`.
+//!
 //! Every handle is resolved once, when the traffic starts, and every `outcome` label value exists from
 //! the first scrape (at 0), so `rate()` and ratio alerts work immediately.
 
@@ -61,6 +70,9 @@ pub const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 pub struct OpRecorder {
     backend: &'static str,
     op: &'static str,
+    /// An operation that did not succeed is observed at no less than this (from its schedule).
+    deadline: Duration,
+    due: IntCounter,
     outcomes: [IntCounter; 6],
     duration: Histogram,
     service: Histogram,
@@ -70,8 +82,9 @@ pub struct OpRecorder {
     suppressed: AtomicU64,
 }
 
-/// Exact latency distributions (HDR histograms, microseconds, 3 significant digits) beside the
-/// Prometheus buckets: `chatload check` and the status page report percentiles from these.
+/// Latency distributions in HDR histograms (microseconds, 3 significant digits: a reported value is
+/// within 0.1 % of the true one) beside the Prometheus buckets: `chatload check` reports percentiles
+/// from these; SLO verdicts come from the bucket counts (see [`crate::slo`]).
 pub struct ExactLatency {
     /// From the scheduled start.
     pub duration: hdrhistogram::Histogram<u64>,
@@ -79,9 +92,13 @@ pub struct ExactLatency {
     pub service: hdrhistogram::Histogram<u64>,
 }
 
-/// An HDR histogram for latencies in microseconds, 1 µs to 1 h, 3 significant digits.
+/// Significant digits of every HDR histogram: values are kept within 0.1 %.
+pub const HDR_SIGNIFICANT_DIGITS: u8 = 3;
+
+/// An HDR histogram for latencies in microseconds, 1 µs to 1 h, [`HDR_SIGNIFICANT_DIGITS`].
 pub fn exact_histogram() -> hdrhistogram::Histogram<u64> {
-    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid HDR bounds")
+    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, HDR_SIGNIFICANT_DIGITS)
+        .expect("valid HDR bounds")
 }
 
 /// `d` in whole microseconds, at least 1 (the histogram's lowest value).
@@ -136,11 +153,16 @@ impl Percentiles {
     }
 }
 
-/// What one (backend, op) did: counts per outcome and exact latency percentiles.
+/// What one (backend, op) did: counts per outcome and latency percentiles.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct OpSnapshot {
-    /// Operations per outcome label.
+    /// Operations the timetable made due (counted at dispatch).
+    pub due: u64,
+    /// Operations per outcome label (counted when their fate is known).
     pub outcomes: std::collections::BTreeMap<&'static str, u64>,
+    /// Cumulative bucket counts of the scheduled-start histogram (what Prometheus scrapes).
+    #[serde(skip)]
+    pub buckets: crate::slo::BucketCounts,
     /// Latency from the scheduled start.
     pub duration: Percentiles,
     /// Latency from the send.
@@ -161,19 +183,29 @@ impl OpSnapshot {
     /// The counts of `self` minus those of an earlier snapshot (percentiles are kept as they are).
     pub fn minus_counts(&self, earlier: &OpSnapshot) -> OpSnapshot {
         let mut d = self.clone();
+        d.due = d.due.saturating_sub(earlier.due);
         for (k, v) in d.outcomes.iter_mut() {
             *v -= earlier.outcomes.get(k).copied().unwrap_or(0).min(*v);
         }
+        d.buckets = self.buckets.minus(&earlier.buckets);
         d
     }
 }
 
 impl OpRecorder {
-    /// Resolve the handles of `backend`/`op` and create every outcome series at 0.
-    pub fn new(metrics: &Metrics, backend: &'static str, op: &'static str) -> Self {
+    /// Resolve the handles of `backend`/`op` and create every outcome series at 0. An operation that
+    /// does not succeed is observed at no less than `deadline` from its scheduled start.
+    pub fn new(
+        metrics: &Metrics,
+        backend: &'static str,
+        op: &'static str,
+        deadline: Duration,
+    ) -> Self {
         Self {
             backend,
             op,
+            deadline,
+            due: metrics.operations_due.with_label_values(&[backend, op]),
             outcomes: Outcome::ALL.map(|o| {
                 metrics
                     .operations
@@ -188,13 +220,26 @@ impl OpRecorder {
         }
     }
 
-    /// Count `n` operations (messages) that ended with `outcome` without being sent (dropped, no session).
-    pub fn count(&self, outcome: Outcome, n: u64) {
-        self.outcomes[outcome as usize].inc_by(n);
+    /// `n` operations (messages) were made due by the timetable and dispatched.
+    pub fn due(&self, n: u64) {
+        self.due.inc_by(n);
     }
 
-    /// One request carrying `n` operations completed: count them and observe its latency from the
-    /// scheduled start (`done - scheduled`) and from the send (`done - sent`).
+    /// The deadline a failed operation is observed at, at the least.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// `n` due operations ended with `outcome` without being sent (dropped at the in-flight cap, or
+    /// no session): count them and observe each at its deadline, so that they weigh in the latency
+    /// as what they are for a user, requests that never got an answer in time.
+    pub fn not_sent(&self, outcome: Outcome, n: u64) {
+        self.record(outcome, n, self.deadline, None);
+    }
+
+    /// One request carrying `n` operations completed: count them and observe each one's latency
+    /// from the scheduled start (`done - scheduled`, or the deadline if that is later and the request
+    /// did not succeed) and from the send (`done - sent`).
     pub fn completed(
         &self,
         outcome: Outcome,
@@ -203,19 +248,36 @@ impl OpRecorder {
         sent: Instant,
         done: Instant,
     ) {
-        self.count(outcome, n);
-        let (duration, service) = (done - scheduled, done - sent);
-        self.duration.observe(duration.as_secs_f64());
-        self.service.observe(service.as_secs_f64());
-        let mut exact = self.exact.lock().unwrap_or_else(|e| e.into_inner());
-        exact.duration.saturating_record(micros(duration));
-        exact.service.saturating_record(micros(service));
+        let mut duration = done - scheduled;
+        if outcome != Outcome::Ok {
+            duration = duration.max(self.deadline);
+        }
+        self.record(outcome, n, duration, Some(done - sent));
     }
 
-    /// Counts so far and exact percentiles since the start (or the last [`OpRecorder::reset_exact`]).
+    /// Count `n` operations under `outcome` and observe them `n` times (one observation per
+    /// operation, so a histogram's count equals the operations counted).
+    fn record(&self, outcome: Outcome, n: u64, duration: Duration, service: Option<Duration>) {
+        self.outcomes[outcome as usize].inc_by(n);
+        for _ in 0..n {
+            self.duration.observe(duration.as_secs_f64());
+            if let Some(s) = service {
+                self.service.observe(s.as_secs_f64());
+            }
+        }
+        let mut exact = self.exact.lock().unwrap_or_else(|e| e.into_inner());
+        exact.duration.saturating_record_n(micros(duration), n);
+        if let Some(s) = service {
+            exact.service.saturating_record_n(micros(s), n);
+        }
+    }
+
+    /// Counts so far and percentiles since the start (or the last [`OpRecorder::reset_exact`]).
     pub fn snapshot(&self) -> OpSnapshot {
         let exact = self.exact.lock().unwrap_or_else(|e| e.into_inner());
         OpSnapshot {
+            due: self.due.get(),
+            buckets: crate::slo::BucketCounts::of(&self.duration),
             outcomes: Outcome::ALL
                 .iter()
                 .map(|o| (o.label(), self.total(*o)))
@@ -225,7 +287,7 @@ impl OpRecorder {
         }
     }
 
-    /// Forget the exact latencies recorded so far (the end of a warm-up).
+    /// Forget the HDR latencies recorded so far (the end of a warm-up).
     pub fn reset_exact(&self) {
         let mut exact = self.exact.lock().unwrap_or_else(|e| e.into_inner());
         exact.duration.reset();
@@ -268,14 +330,54 @@ impl OpRecorder {
     }
 }
 
+/// How late requests were sent relative to their scheduled start: taken at the send (the instant
+/// the request leaves for the backend), once per request sent, into
+/// `chatload_schedule_lag_seconds` and an HDR histogram for `chatload check`.
+pub struct LagRecorder {
+    histogram: Histogram,
+    exact: Mutex<hdrhistogram::Histogram<u64>>,
+}
+
+impl LagRecorder {
+    /// A recorder feeding `histogram`.
+    pub fn new(histogram: Histogram) -> Self {
+        Self {
+            histogram,
+            exact: Mutex::new(exact_histogram()),
+        }
+    }
+
+    /// A request scheduled at `scheduled` was sent at `sent`.
+    pub fn sent(&self, scheduled: Instant, sent: Instant) {
+        let lag = sent.saturating_duration_since(scheduled);
+        self.histogram.observe(lag.as_secs_f64());
+        self.exact
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .saturating_record(micros(lag));
+    }
+
+    /// Percentiles since the start (or the last reset).
+    pub fn percentiles(&self) -> Percentiles {
+        Percentiles::of(&self.exact.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Forget the HDR values so far (the end of a warm-up).
+    pub fn reset(&self) {
+        self.exact.lock().unwrap_or_else(|e| e.into_inner()).reset();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const DEADLINE: Duration = Duration::from_secs(2);
+
     #[test]
     fn every_outcome_exists_from_the_start() {
         let m = Metrics::new("t");
-        let _r = OpRecorder::new(&m, "scylla", "write");
+        let _r = OpRecorder::new(&m, "scylla", "write", DEADLINE);
         let text = String::from_utf8(m.encode()).unwrap();
         for o in Outcome::ALL {
             let series = format!(
@@ -284,13 +386,15 @@ mod tests {
             );
             assert!(text.contains(&series), "{series}");
         }
+        assert!(text.contains("chatload_operations_due_total{backend=\"scylla\",op=\"write\"} 0"));
     }
 
     #[test]
-    fn completed_counts_and_observes_both_latencies() {
+    fn completed_counts_and_observes_both_latencies_per_operation() {
         let m = Metrics::new("t");
-        let r = OpRecorder::new(&m, "redis", "write");
+        let r = OpRecorder::new(&m, "redis", "write", DEADLINE);
         let t0 = Instant::now();
+        r.due(12);
         r.completed(
             Outcome::Ok,
             10,
@@ -298,25 +402,27 @@ mod tests {
             t0 + Duration::from_millis(3),
             t0 + Duration::from_millis(4),
         );
-        r.count(Outcome::Dropped, 2);
-        assert_eq!(r.outcomes[0].get(), 10);
-        assert_eq!(r.outcomes[5].get(), 2);
-        assert_eq!(r.duration.get_sample_count(), 1);
-        assert!((r.duration.get_sample_sum() - 0.004).abs() < 1e-9);
-        assert!((r.service.get_sample_sum() - 0.001).abs() < 1e-9);
+        r.not_sent(Outcome::Dropped, 2);
+        assert_eq!(r.total(Outcome::Ok), 10);
+        assert_eq!(r.total(Outcome::Dropped), 2);
+        // One observation per operation: a batch of 10 is 10 observations.
+        assert_eq!(r.duration.get_sample_count(), 12);
+        assert!((r.duration.get_sample_sum() - (10.0 * 0.004 + 2.0 * 2.0)).abs() < 1e-9);
+        assert_eq!(r.service.get_sample_count(), 10, "only sent operations");
+        assert!((r.service.get_sample_sum() - 10.0 * 0.001).abs() < 1e-9);
         let snap = r.snapshot();
-        assert_eq!(snap.get(Outcome::Ok), 10);
-        assert_eq!(snap.total(), 12);
-        assert_eq!(snap.duration.count, 1);
+        assert_eq!((snap.due, snap.total()), (12, 12));
+        assert_eq!(snap.buckets.count, 12);
+        assert_eq!(snap.duration.count, 12);
         assert!(
-            (snap.duration.p99 - 0.004).abs() < 0.00001,
+            (snap.duration.p50 - 0.004).abs() < 0.00001,
             "{:?}",
             snap.duration
         );
         assert!(
-            (snap.service.max - 0.001).abs() < 0.000002,
+            (snap.duration.max - 2.0).abs() < 0.002,
             "{:?}",
-            snap.service
+            snap.duration
         );
         r.reset_exact();
         assert_eq!(r.snapshot().duration.count, 0);
@@ -327,10 +433,49 @@ mod tests {
         );
     }
 
+    /// A failure that came back in 500 µs is observed at its deadline: an error storm never makes
+    /// the latency look better. A slow failure keeps its own, longer latency.
+    #[test]
+    fn failures_are_observed_at_no_less_than_their_deadline() {
+        let m = Metrics::new("t");
+        let r = OpRecorder::new(&m, "scylla", "write", DEADLINE);
+        let t0 = Instant::now();
+        let fast = t0 + Duration::from_micros(500);
+        for outcome in [Outcome::Error, Outcome::Unavailable, Outcome::Overloaded] {
+            r.completed(outcome, 1, t0, t0, fast);
+        }
+        r.completed(Outcome::Timeout, 1, t0, t0, t0 + Duration::from_secs(3));
+        r.not_sent(Outcome::Unavailable, 1);
+        let d = r.snapshot().duration;
+        assert_eq!(d.count, 5);
+        assert!(d.p50 >= 2.0 && d.p50 < 2.01, "{d:?}");
+        assert!(d.max >= 3.0 && d.max < 3.01, "{d:?}");
+        // The histogram Prometheus scrapes agrees: nothing at or below 1 s.
+        let b = r.snapshot().buckets;
+        assert_eq!(b.above(1.0), Some(5));
+        // Service time keeps what the server really took, for the ones sent.
+        assert_eq!(r.service.get_sample_count(), 4);
+        assert!(r.service.get_sample_sum() < 3.01);
+    }
+
+    #[test]
+    fn lag_is_taken_from_the_schedule_to_the_send() {
+        let m = Metrics::new("t");
+        let lag = LagRecorder::new(m.schedule_lag.clone());
+        let t0 = Instant::now();
+        lag.sent(t0, t0 + Duration::from_micros(150));
+        lag.sent(t0 + Duration::from_secs(1), t0); // never negative
+        assert_eq!(m.schedule_lag.get_sample_count(), 2);
+        let p = lag.percentiles();
+        assert!((p.max - 0.00015).abs() < 0.000001, "{p:?}");
+        lag.reset();
+        assert_eq!(lag.percentiles().count, 0);
+    }
+
     #[test]
     fn exact_percentiles_are_not_bucket_interpolated() {
         let m = Metrics::new("t");
-        let r = OpRecorder::new(&m, "scylla", "write");
+        let r = OpRecorder::new(&m, "scylla", "write", DEADLINE);
         let t0 = Instant::now();
         // 990 requests of 1.2 ms and 10 of 3.3 ms: p99 is 1.2 ms, p99.9 is 3.3 ms.
         for i in 0..1000 {

@@ -1,0 +1,650 @@
+//! The SLO model: every SLO defined once, and judged the same way everywhere.
+//!
+//! [`slos`] lists each SLO of `[slo]` with its indicator (which histogram or counter, which
+//! percentile or ratio), its threshold and the probe that measures it. `chatload check`, the
+//! generated recording and alert rules, the status page and `chatload_slo_objective{slo}` (which the
+//! dashboards read) all come from that list, so no threshold is typed twice.
+//!
+//! A latency SLO "the q-quantile is at most T" is judged as "the share of observations above T is at
+//! most 1 − q" (for q = 1, a maximum: none above T). Counting observations above T is exact wherever
+//! T is a bucket bound, and [`latency_buckets`] makes every configured threshold one: the histogram
+//! buckets Prometheus scrapes, the window `chatload check` measured and the samples of the status
+//! page hold the same counts, so the three give one answer. Percentile *values* are shown beside the
+//! verdict (HDR histograms in `check`, bucket interpolation in Prometheus and on the status page);
+//! they never decide it. Nothing is judged without data: no observation is "no data", which fails.
+
+use crate::config::Config;
+use crate::metrics::LATENCY_BUCKETS;
+use prometheus::Histogram;
+use std::time::Duration;
+
+/// The window that the threshold alerts and the status page judge over.
+pub const WINDOW: Duration = Duration::from_secs(300);
+/// [`WINDOW`] as PromQL writes it.
+pub const WINDOW_PROMQL: &str = "5m";
+
+/// The selector of the traffic's database writes.
+pub const WRITES: &str = r#"backend="scylla",op="write""#;
+
+/// What an SLO measures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Indicator {
+    /// The `quantile` of a latency histogram (1.0: the maximum) is at most the threshold.
+    Latency {
+        /// The histogram's name (without `_bucket`).
+        metric: &'static str,
+        /// Its label selector.
+        selector: &'static str,
+        /// The labels PromQL keeps when it aggregates (`job`, plus `probe` for a probe).
+        by: &'static str,
+        /// 0.99 for a p99, 1.0 for a maximum.
+        quantile: f64,
+    },
+    /// Successful operations over the operations counted (`chatload_operations_total`) is at least
+    /// the threshold.
+    Success {
+        /// The label selector of `chatload_operations_total`.
+        selector: &'static str,
+    },
+    /// Successful writes per second over the target write rate is at least the threshold.
+    Throughput,
+    /// The absolute value of a gauge that a probe sets is at most the threshold.
+    Gauge {
+        /// The gauge.
+        metric: &'static str,
+        /// Its label selector.
+        selector: &'static str,
+    },
+    /// A probe's own check (which compares a gauge with the threshold) never failed; the gauge is
+    /// shown as the measured value.
+    ProbeCheck {
+        /// The `check` label.
+        check: &'static str,
+        /// The gauge shown.
+        metric: &'static str,
+    },
+}
+
+/// One SLO.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slo {
+    /// Its `[slo]` key, and the `slo` label of `chatload_slo_objective`.
+    pub name: &'static str,
+    /// What it measures.
+    pub indicator: Indicator,
+    /// The configured threshold: seconds for latencies and TTL, a ratio otherwise.
+    pub threshold: f64,
+    /// The probe that measures it (`None`: the traffic). A disabled probe's SLOs are not judged.
+    pub probe: Option<&'static str>,
+}
+
+impl Slo {
+    /// `seconds` or `ratio`.
+    pub fn unit(&self) -> &'static str {
+        match self.indicator {
+            Indicator::Latency { .. } | Indicator::Gauge { .. } => "seconds",
+            _ => "ratio",
+        }
+    }
+
+    /// `max` (measured must be ≤ threshold) or `min` (≥).
+    pub fn bound(&self) -> &'static str {
+        match self.indicator {
+            Indicator::Success { .. } | Indicator::Throughput => "min",
+            _ => "max",
+        }
+    }
+
+    /// The share of bad events the SLO allows: 1 − quantile for latencies, 1 − target for success.
+    pub fn budget(&self) -> Option<f64> {
+        match self.indicator {
+            Indicator::Latency { quantile, .. } => Some(round9(1.0 - quantile)),
+            Indicator::Success { .. } => Some(round9(1.0 - self.threshold)),
+            _ => None,
+        }
+    }
+
+    /// PromQL for the share of bad events over `window`, per `job`: latencies above the threshold,
+    /// or operations that did not succeed. `None` for the other indicators.
+    pub fn bad_ratio_promql(&self, window: &str) -> Option<String> {
+        match self.indicator {
+            Indicator::Latency {
+                metric,
+                selector,
+                by,
+                ..
+            } => Some(format!(
+                "1 - sum by ({by}) (rate({metric}_bucket{{{selector},le=\"{le}\"}}[{window}])) / sum by ({by}) (rate({metric}_count{{{selector}}}[{window}]))",
+                le = self.threshold
+            )),
+            Indicator::Success { selector } => Some(format!(
+                "sum by (job) (rate(chatload_operations_total{{{selector},outcome!=\"ok\"}}[{window}])) / sum by (job) (rate(chatload_operations_total{{{selector}}}[{window}]))"
+            )),
+            _ => None,
+        }
+    }
+
+    /// Judge what was observed in a window.
+    pub fn judge(&self, observed: &Observed) -> Judgement {
+        match (self.indicator, observed) {
+            (Indicator::Latency { quantile, .. }, Observed::Latency { buckets, value }) => {
+                let Some(above) = buckets.above(self.threshold) else {
+                    return Judgement::no_data(format!(
+                        "{} s is not a bucket bound of this process; restart to judge it",
+                        self.threshold
+                    ));
+                };
+                if buckets.count == 0 {
+                    return Judgement::no_data("no observation in the window".into());
+                }
+                let allowed = ((1.0 - quantile) * buckets.count as f64 + 1e-9).floor() as u64;
+                let measured = value.or_else(|| buckets.quantile(quantile));
+                Judgement {
+                    measured,
+                    pass: above <= allowed,
+                    note: Some(format!(
+                        "{above} of {} above {} (at most {allowed} allowed)",
+                        buckets.count,
+                        human_seconds(self.threshold)
+                    )),
+                }
+            }
+            (Indicator::Success { .. }, Observed::Ratio { good, total }) => {
+                ratio_at_least(self.threshold, *good, *total)
+            }
+            (
+                Indicator::Throughput,
+                Observed::Throughput {
+                    ok,
+                    seconds,
+                    target_rate,
+                },
+            ) => {
+                if *seconds <= 0.0 || *target_rate <= 0.0 {
+                    return Judgement::no_data("no target rate or no time measured".into());
+                }
+                let r = *ok as f64 / seconds / target_rate;
+                Judgement {
+                    measured: Some(r),
+                    pass: r >= self.threshold,
+                    note: None,
+                }
+            }
+            (Indicator::Gauge { .. }, Observed::Gauge(Some(v))) => Judgement {
+                measured: Some(v.abs()),
+                pass: v.abs() <= self.threshold,
+                note: None,
+            },
+            (
+                Indicator::ProbeCheck { check, .. },
+                Observed::Check {
+                    value: Some(v),
+                    failures,
+                },
+            ) => Judgement {
+                measured: Some(*v),
+                pass: *failures == 0,
+                note: if *failures > 0 {
+                    Some(format!("{check} failed {failures} times"))
+                } else if *v > self.threshold {
+                    Some("not judged by the probe: too few rows per stream yet".into())
+                } else {
+                    None
+                },
+            },
+            _ => Judgement::no_data("no measurement in the window".into()),
+        }
+    }
+}
+
+/// What was observed for one SLO over a window.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observed {
+    /// A latency histogram's bucket counts, and the percentile's value if measured more precisely
+    /// than bucket interpolation (HDR).
+    Latency {
+        /// Bucket counts over the window.
+        buckets: BucketCounts,
+        /// The percentile's value, for display.
+        value: Option<f64>,
+    },
+    /// Good and total events.
+    Ratio {
+        /// Good events.
+        good: u64,
+        /// All events counted.
+        total: u64,
+    },
+    /// Successful writes over a time, against a target rate.
+    Throughput {
+        /// Successful writes.
+        ok: u64,
+        /// Seconds.
+        seconds: f64,
+        /// Writes per second intended.
+        target_rate: f64,
+    },
+    /// The gauge a probe set in the window (`None`: no run measured it).
+    Gauge(Option<f64>),
+    /// A probe check: the gauge it compares and how often it failed in the window.
+    Check {
+        /// The gauge (`None`: no run measured it).
+        value: Option<f64>,
+        /// Failures of the check in the window.
+        failures: u64,
+    },
+    /// Nothing.
+    Nothing,
+}
+
+/// A verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    /// What was measured (`None`: no data).
+    pub measured: Option<f64>,
+    /// Whether the SLO held. Never true without data.
+    pub pass: bool,
+    /// Why, when the numbers alone do not say.
+    pub note: Option<String>,
+}
+
+impl Judgement {
+    fn no_data(why: String) -> Self {
+        Self {
+            measured: None,
+            pass: false,
+            note: Some(format!("no data: {why}")),
+        }
+    }
+}
+
+fn ratio_at_least(target: f64, good: u64, total: u64) -> Judgement {
+    if total == 0 {
+        return Judgement::no_data("no operation in the window".into());
+    }
+    let r = good as f64 / total as f64;
+    Judgement {
+        measured: Some(r),
+        pass: r >= target,
+        note: None,
+    }
+}
+
+fn round9(v: f64) -> f64 {
+    (v * 1e9).round() / 1e9
+}
+
+/// `0.00123` → `1.23 ms`.
+pub fn human_seconds(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 0.001 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.0} µs", s * 1e6)
+    }
+}
+
+/// Every SLO of `cfg`, whether its probe is enabled or not.
+pub fn all(cfg: &Config) -> Vec<Slo> {
+    let s = &cfg.slo;
+    let secs = |d: crate::config::HumanDuration| d.get().as_secs_f64();
+    let probe_latency = |name: &'static str, probe: &'static str, quantile: f64, t: f64| Slo {
+        name,
+        indicator: Indicator::Latency {
+            metric: "chatload_probe_duration_seconds",
+            selector: match probe {
+                "recent_50" => r#"probe="recent_50""#,
+                "range_5m" => r#"probe="range_5m""#,
+                "pagination" => r#"probe="pagination""#,
+                _ => r#"probe="redis_pubsub""#,
+            },
+            by: "job, probe",
+            quantile,
+        },
+        threshold: t,
+        probe: Some(probe),
+    };
+    vec![
+        Slo {
+            name: "write_p99",
+            indicator: Indicator::Latency {
+                metric: "chatload_operation_duration_seconds",
+                selector: WRITES,
+                by: "job",
+                quantile: 0.99,
+            },
+            threshold: secs(s.write_p99),
+            probe: None,
+        },
+        Slo {
+            name: "write_success",
+            indicator: Indicator::Success { selector: WRITES },
+            threshold: s.write_success,
+            probe: None,
+        },
+        Slo {
+            name: "throughput_ratio",
+            indicator: Indicator::Throughput,
+            threshold: s.throughput_ratio,
+            probe: None,
+        },
+        probe_latency("recent_50_p99", "recent_50", 0.99, secs(s.recent_50_p99)),
+        probe_latency("range_5m_max", "range_5m", 1.0, secs(s.range_5m_max)),
+        probe_latency(
+            "pagination_page_p99",
+            "pagination",
+            0.99,
+            secs(s.pagination_page_p99),
+        ),
+        Slo {
+            name: "ttl_tolerance",
+            indicator: Indicator::Gauge {
+                metric: "chatload_ttl_drift_seconds",
+                selector: r#"backend="scylla""#,
+            },
+            threshold: secs(s.ttl_tolerance),
+            probe: Some("ttl_metadata"),
+        },
+        Slo {
+            name: "partition_balance_cv",
+            indicator: Indicator::ProbeCheck {
+                check: "imbalance",
+                metric: "chatload_partition_balance_cv",
+            },
+            threshold: s.partition_balance_cv,
+            probe: Some("partition_balance"),
+        },
+        probe_latency(
+            "redis_pubsub_p99",
+            "redis_pubsub",
+            0.99,
+            secs(s.redis_pubsub_p99),
+        ),
+    ]
+}
+
+/// The SLOs that are judged: those of the traffic and of enabled probes.
+pub fn slos(cfg: &Config) -> Vec<Slo> {
+    let enabled: Vec<&str> = cfg
+        .probes
+        .iter()
+        .filter(|(_, p)| p.enabled)
+        .map(|(n, _)| n)
+        .collect();
+    all(cfg)
+        .into_iter()
+        .filter(|s| s.probe.is_none_or(|p| enabled.contains(&p)))
+        .collect()
+}
+
+/// The latency bucket bounds for `cfg`: [`LATENCY_BUCKETS`] plus every latency threshold.
+pub fn latency_buckets(cfg: &Config) -> Vec<f64> {
+    let mut b = LATENCY_BUCKETS.to_vec();
+    for slo in all(cfg) {
+        if matches!(slo.indicator, Indicator::Latency { .. }) && !has_bound(&b, slo.threshold) {
+            b.push(slo.threshold);
+        }
+    }
+    b.sort_by(f64::total_cmp);
+    b
+}
+
+/// Latency thresholds of `cfg` that are not bounds of `buckets` (a reload cannot add bounds to the
+/// histograms of a running process), as `slo.<key>` paths.
+pub fn thresholds_outside(cfg: &Config, buckets: &[f64]) -> Vec<String> {
+    all(cfg)
+        .into_iter()
+        .filter(|s| matches!(s.indicator, Indicator::Latency { .. }))
+        .filter(|s| !has_bound(buckets, s.threshold))
+        .map(|s| format!("slo.{} = {}", s.name, human_seconds(s.threshold)))
+        .collect()
+}
+
+fn has_bound(bounds: &[f64], v: f64) -> bool {
+    bounds
+        .iter()
+        .any(|b| (b - v).abs() <= 1e-12 * v.abs().max(1.0))
+}
+
+/// Export every SLO's threshold as `chatload_slo_objective{slo}`.
+pub fn export_objectives(cfg: &Config, metrics: &crate::metrics::Metrics) {
+    for slo in all(cfg) {
+        metrics
+            .slo_objective
+            .with_label_values(&[slo.name])
+            .set(slo.threshold);
+    }
+}
+
+/// Cumulative bucket counts of a histogram, as Prometheus scrapes them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BucketCounts {
+    /// Upper bounds (without +Inf).
+    pub bounds: Vec<f64>,
+    /// Observations at or below each bound.
+    pub cumulative: Vec<u64>,
+    /// All observations.
+    pub count: u64,
+}
+
+impl BucketCounts {
+    /// Read a histogram.
+    pub fn of(h: &Histogram) -> Self {
+        let proto = prometheus::core::Collector::collect(h);
+        let hist = proto[0].get_metric()[0].get_histogram();
+        let (bounds, cumulative) = hist
+            .get_bucket()
+            .iter()
+            .map(|b| (b.upper_bound(), b.cumulative_count()))
+            .unzip();
+        Self {
+            bounds,
+            cumulative,
+            count: hist.get_sample_count(),
+        }
+    }
+
+    /// The counts since `earlier` (same bounds).
+    pub fn minus(&self, earlier: &BucketCounts) -> BucketCounts {
+        if earlier.bounds != self.bounds {
+            return self.clone();
+        }
+        BucketCounts {
+            bounds: self.bounds.clone(),
+            cumulative: self
+                .cumulative
+                .iter()
+                .zip(&earlier.cumulative)
+                .map(|(a, b)| a.saturating_sub(*b))
+                .collect(),
+            count: self.count.saturating_sub(earlier.count),
+        }
+    }
+
+    /// Observations above `t`, when `t` is a bound (exact); `None` otherwise.
+    pub fn above(&self, t: f64) -> Option<u64> {
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| (b - t).abs() <= 1e-12 * t.abs().max(1.0))?;
+        Some(self.count.saturating_sub(self.cumulative[i]))
+    }
+
+    /// The `q`-quantile interpolated within buckets as PromQL's `histogram_quantile` does; `None`
+    /// without observations. Above the last finite bound it is that bound.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = q * self.count as f64;
+        let mut lower = (0.0, 0u64);
+        for (bound, cum) in self.bounds.iter().zip(&self.cumulative) {
+            if *cum as f64 >= rank {
+                let (lb, lc) = lower;
+                let in_bucket = (*cum - lc) as f64;
+                if in_bucket == 0.0 {
+                    return Some(*bound);
+                }
+                return Some(lb + (bound - lb) * (rank - lc as f64) / in_bucket);
+            }
+            lower = (*bound, *cum);
+        }
+        self.bounds.last().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HumanDuration;
+
+    fn histogram(bounds: &[f64], values: &[f64]) -> BucketCounts {
+        let h =
+            Histogram::with_opts(prometheus::HistogramOpts::new("h", "h").buckets(bounds.to_vec()))
+                .unwrap();
+        for v in values {
+            h.observe(*v);
+        }
+        BucketCounts::of(&h)
+    }
+
+    fn slo(cfg: &Config, name: &str) -> Slo {
+        all(cfg).into_iter().find(|s| s.name == name).unwrap()
+    }
+
+    #[test]
+    fn every_latency_threshold_becomes_a_bucket_bound() {
+        let mut cfg = Config::default();
+        cfg.slo.write_p99 = HumanDuration::from_millis(7);
+        cfg.slo.range_5m_max = HumanDuration::from_millis(40);
+        let b = latency_buckets(&cfg);
+        assert!(has_bound(&b, 0.007) && has_bound(&b, 0.04), "{b:?}");
+        assert!(b.windows(2).all(|w| w[0] < w[1]));
+        assert!(thresholds_outside(&cfg, &b).is_empty());
+        assert_eq!(
+            thresholds_outside(&cfg, LATENCY_BUCKETS),
+            ["slo.write_p99 = 7.00 ms", "slo.range_5m_max = 40.00 ms"]
+        );
+        // Defaults add nothing.
+        assert_eq!(latency_buckets(&Config::default()), LATENCY_BUCKETS);
+    }
+
+    /// The same observations judged against 7 ms and against 5 ms: the share above the threshold
+    /// decides, counted exactly at the bound.
+    #[test]
+    fn a_p99_is_judged_by_the_share_above_its_threshold() {
+        let mut cfg = Config::default();
+        cfg.slo.write_p99 = HumanDuration::from_millis(7);
+        let bounds = latency_buckets(&cfg);
+        // 1000 writes: 980 at 1 ms, 15 at 6 ms, 5 at 20 ms: 0.5 % above 7 ms, 2 % above 5 ms.
+        let mut values = vec![0.001; 980];
+        values.extend([0.006; 15]);
+        values.extend([0.02; 5]);
+        let observed = Observed::Latency {
+            buckets: histogram(&bounds, &values),
+            value: None,
+        };
+        let j = slo(&cfg, "write_p99").judge(&observed);
+        assert!(j.pass, "{j:?}");
+        assert_eq!(
+            j.note.as_deref(),
+            Some("5 of 1000 above 7.00 ms (at most 10 allowed)")
+        );
+        let j = slo(&Config::default(), "write_p99").judge(&observed);
+        assert!(!j.pass, "{j:?}");
+        // 11 above 7 ms: fails.
+        let mut values2 = vec![0.001; 989];
+        values2.extend([0.02; 11]);
+        let j = slo(&cfg, "write_p99").judge(&Observed::Latency {
+            buckets: histogram(&bounds, &values2),
+            value: None,
+        });
+        assert!(!j.pass, "{j:?}");
+    }
+
+    #[test]
+    fn a_maximum_allows_nothing_above() {
+        let mut cfg = Config::default();
+        cfg.slo.range_5m_max = HumanDuration::from_millis(40);
+        let bounds = latency_buckets(&cfg);
+        let s = slo(&cfg, "range_5m_max");
+        let ok = histogram(&bounds, &[0.01, 0.039, 0.04]);
+        assert!(
+            s.judge(&Observed::Latency {
+                buckets: ok,
+                value: None
+            })
+            .pass
+        );
+        let bad = histogram(&bounds, &[0.01, 0.041]);
+        assert!(
+            !s.judge(&Observed::Latency {
+                buckets: bad,
+                value: None
+            })
+            .pass
+        );
+    }
+
+    #[test]
+    fn nothing_is_judged_pass_without_data() {
+        let cfg = Config::default();
+        for s in all(&cfg) {
+            let j = s.judge(&Observed::Nothing);
+            assert!(!j.pass && j.measured.is_none(), "{}: {j:?}", s.name);
+        }
+        let empty = Observed::Latency {
+            buckets: histogram(LATENCY_BUCKETS, &[]),
+            value: None,
+        };
+        assert!(!slo(&cfg, "write_p99").judge(&empty).pass);
+        assert!(
+            !slo(&cfg, "write_success")
+                .judge(&Observed::Ratio { good: 0, total: 0 })
+                .pass
+        );
+        assert!(
+            !slo(&cfg, "ttl_tolerance")
+                .judge(&Observed::Gauge(None))
+                .pass
+        );
+        let unmeasured = Observed::Check {
+            value: None,
+            failures: 0,
+        };
+        assert!(!slo(&cfg, "partition_balance_cv").judge(&unmeasured).pass);
+    }
+
+    #[test]
+    fn disabled_probes_have_no_slos() {
+        let mut cfg = Config::default();
+        cfg.probes.range_5m.enabled = false;
+        let names: Vec<_> = slos(&cfg).iter().map(|s| s.name).collect();
+        assert!(!names.contains(&"range_5m_max"));
+        assert!(names.contains(&"write_p99") && names.contains(&"recent_50_p99"));
+        assert_eq!(all(&cfg).len(), 9);
+    }
+
+    #[test]
+    fn quantile_interpolates_like_promql() {
+        let c = histogram(&[0.001, 0.002, 0.004], &[0.0015; 100]);
+        assert!((c.quantile(0.5).unwrap() - 0.0015).abs() < 1e-12);
+        assert_eq!(c.above(0.002), Some(0));
+        assert_eq!(c.above(0.003), None);
+        let over = histogram(&[0.001], &[5.0; 3]);
+        assert_eq!(over.quantile(0.99), Some(0.001));
+        assert_eq!(histogram(&[0.001], &[]).quantile(0.5), None);
+    }
+
+    #[test]
+    fn bad_ratio_promql_counts_at_the_threshold_bound() {
+        let mut cfg = Config::default();
+        cfg.slo.write_p99 = HumanDuration::from_millis(7);
+        let q = slo(&cfg, "write_p99").bad_ratio_promql("5m").unwrap();
+        assert!(q.contains(r#"le="0.007""#), "{q}");
+        assert_eq!(slo(&cfg, "write_p99").budget(), Some(0.01));
+        assert_eq!(slo(&cfg, "range_5m_max").budget(), Some(0.0));
+        assert_eq!(slo(&cfg, "write_success").budget(), Some(0.001));
+    }
+}
