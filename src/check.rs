@@ -150,9 +150,11 @@ pub struct OpReport {
     pub backend: &'static str,
     /// `write` or `read`.
     pub op: &'static str,
-    /// Operations the timetable made due in the window; each is counted under one outcome (those
-    /// in flight when the window began are counted in it too).
+    /// Operations the timetable made due in the window; each is counted under one outcome.
     pub due: u64,
+    /// Operations made due before the window and counted in it (in flight when it began): after
+    /// the drain at the end, `total = due + in_flight_at_start`, nothing vanished.
+    pub in_flight_at_start: u64,
     /// Operations per outcome, and in total.
     pub outcomes: BTreeMap<&'static str, u64>,
     /// Every operation, whatever its outcome.
@@ -191,7 +193,7 @@ pub struct Report {
     pub schedule_lag: Percentiles,
     /// How precise the percentiles are.
     pub precision: String,
-    /// Requests in flight when the window began (scheduled before it, counted in it).
+    /// Operations in flight when the window began (made due before it, counted in it).
     pub in_flight_at_start: u64,
     /// Every SLO passed.
     pub pass: bool,
@@ -250,11 +252,18 @@ pub fn compress_probe_intervals(cfg: &mut Config, duration: Duration) {
     }
 }
 
-fn op_report(backend: &'static str, op: &'static str, s: &OpSnapshot, seconds: f64) -> OpReport {
+fn op_report(
+    backend: &'static str,
+    op: &'static str,
+    s: &OpSnapshot,
+    at_start: &OpSnapshot,
+    seconds: f64,
+) -> OpReport {
     OpReport {
         backend,
         op,
         due: s.due,
+        in_flight_at_start: at_start.due.saturating_sub(at_start.total()),
         outcomes: s.outcomes.clone(),
         total: s.total(),
         ok_per_second: if seconds > 0.0 {
@@ -307,15 +316,10 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
         instance_rate(cfg.traffic.read_rate, &cfg),
     );
     tokio::time::sleep(warmup).await;
-    traffic.reset_exact();
     daemon.probes().reset();
     let metrics = daemon.metrics().clone();
-    let start_snapshot = traffic.snapshot();
+    let start_snapshot = traffic.begin_window();
     let start_probe_buckets = probe_buckets(&cfg, &metrics);
-    let in_flight_at_start = ["scylla", "redis"]
-        .iter()
-        .map(|b| metrics.in_flight.with_label_values(&[b]).get().max(0) as u64)
-        .sum();
     let start = Instant::now();
     let mut previous = (start, start_snapshot.clone());
     while start.elapsed() < duration {
@@ -365,13 +369,38 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
         slos,
         probes: measured.probes,
         operations: vec![
-            op_report("scylla", "write", &window.scylla_write, seconds),
-            op_report("scylla", "read", &window.scylla_read, seconds),
-            op_report("redis", "write", &window.redis_write, seconds),
+            op_report(
+                "scylla",
+                "write",
+                &window.scylla_write,
+                &start_snapshot.scylla_write,
+                seconds,
+            ),
+            op_report(
+                "scylla",
+                "read",
+                &window.scylla_read,
+                &start_snapshot.scylla_read,
+                seconds,
+            ),
+            op_report(
+                "redis",
+                "write",
+                &window.redis_write,
+                &start_snapshot.redis_write,
+                seconds,
+            ),
         ],
         schedule_lag: window.schedule_lag,
         precision: precision(),
-        in_flight_at_start,
+        in_flight_at_start: [
+            &start_snapshot.scylla_write,
+            &start_snapshot.scylla_read,
+            &start_snapshot.redis_write,
+        ]
+        .iter()
+        .map(|s| s.due.saturating_sub(s.total()))
+        .sum(),
     };
     match format {
         Format::Json => println!(
@@ -844,7 +873,13 @@ mod tests {
             pass: false,
             slos,
             probes: BTreeMap::new(),
-            operations: vec![op_report("scylla", "write", &m.traffic.scylla_write, 60.0)],
+            operations: vec![op_report(
+                "scylla",
+                "write",
+                &m.traffic.scylla_write,
+                &OpSnapshot::default(),
+                60.0,
+            )],
             schedule_lag: Percentiles::default(),
             precision: precision(),
             in_flight_at_start: 0,

@@ -467,13 +467,17 @@ impl Traffic {
         }
     }
 
-    /// Forget the HDR latencies recorded so far (the end of a warm-up).
-    pub fn reset_exact(&self) {
+    /// Start a measuring window (the end of a warm-up): the counts so far, with the HDR latencies
+    /// forgotten at the same instant (see [`OpRecorder::begin_window`]).
+    pub fn begin_window(&self) -> TrafficSnapshot {
         let s = &self.shared;
-        for r in [&s.scylla_write, &s.scylla_read, &s.redis_write] {
-            r.reset_exact();
-        }
         s.schedule_lag.reset();
+        TrafficSnapshot {
+            scylla_write: s.scylla_write.begin_window(),
+            scylla_read: s.scylla_read.begin_window(),
+            redis_write: s.redis_write.begin_window(),
+            schedule_lag: record::Percentiles::default(),
+        }
     }
 
     /// Stop scheduling and wait until the requests in flight have finished (at most

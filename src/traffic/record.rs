@@ -257,7 +257,11 @@ impl OpRecorder {
 
     /// Count `n` operations under `outcome` and observe them `n` times (one observation per
     /// operation, so a histogram's count equals the operations counted).
+    ///
+    /// All under the lock of the HDR histograms, so that [`OpRecorder::begin_window`] sees counts and
+    /// histograms of the same set of operations.
     fn record(&self, outcome: Outcome, n: u64, duration: Duration, service: Option<Duration>) {
+        let mut exact = self.exact.lock().unwrap_or_else(|e| e.into_inner());
         self.outcomes[outcome as usize].inc_by(n);
         for _ in 0..n {
             self.duration.observe(duration.as_secs_f64());
@@ -265,7 +269,6 @@ impl OpRecorder {
                 self.service.observe(s.as_secs_f64());
             }
         }
-        let mut exact = self.exact.lock().unwrap_or_else(|e| e.into_inner());
         exact.duration.saturating_record_n(micros(duration), n);
         if let Some(s) = service {
             exact.service.saturating_record_n(micros(s), n);
@@ -285,6 +288,24 @@ impl OpRecorder {
             duration: Percentiles::of(&exact.duration),
             service: Percentiles::of(&exact.service),
         }
+    }
+
+    /// Start a measuring window (the end of a warm-up): the counts so far, and the HDR histograms
+    /// emptied at the same instant, so the window's percentiles hold exactly its operations.
+    pub fn begin_window(&self) -> OpSnapshot {
+        let mut exact = self.exact.lock().unwrap_or_else(|e| e.into_inner());
+        let snapshot = OpSnapshot {
+            due: self.due.get(),
+            buckets: crate::slo::BucketCounts::of(&self.duration),
+            outcomes: Outcome::ALL
+                .iter()
+                .map(|o| (o.label(), self.total(*o)))
+                .collect(),
+            ..Default::default()
+        };
+        exact.duration.reset();
+        exact.service.reset();
+        snapshot
     }
 
     /// Forget the HDR latencies recorded so far (the end of a warm-up).

@@ -215,7 +215,11 @@ impl Chatload {
 
     /// [`Chatload::start`] with extra environment variables.
     pub async fn start_with_env(config: &str, env: &[(&str, &str)]) -> Self {
-        let port = closed_port();
+        Self::start_on(config, env, closed_port()).await
+    }
+
+    /// [`Chatload::start_with_env`] on a given port (the stack's Prometheus scrapes 9742).
+    pub async fn start_on(config: &str, env: &[(&str, &str)], port: u16) -> Self {
         let text = config.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
         let f = config_file(&text);
         let log = tempfile::Builder::new().suffix(".log").tempfile().unwrap();
@@ -457,4 +461,75 @@ pub fn assert_rss_bounded(before: u64, after: u64) {
         after as f64 <= before as f64 * 1.5,
         "RSS grew from {before} to {after} bytes (more than 1.5×)"
     );
+}
+
+/// The value of the series `name{labels}` in an exposition, whatever the order of its labels, or
+/// `None` when no series has exactly those labels.
+pub fn series(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    want.sort();
+    exposition.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        let (labels_text, value) = if let Some(r) = rest.strip_prefix('{') {
+            let (inside, after) = r.split_once('}')?;
+            (inside, after)
+        } else {
+            ("", rest)
+        };
+        let value = value.strip_prefix(' ')?;
+        let mut got: Vec<String> = if labels_text.is_empty() {
+            vec![]
+        } else {
+            labels_text.split(',').map(str::to_string).collect()
+        };
+        got.sort();
+        (got == want).then(|| value.trim().parse().ok())?
+    })
+}
+
+/// [`series`] that must exist: panics naming the series when it is absent.
+pub fn must(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    series(exposition, name, labels)
+        .unwrap_or_else(|| panic!("no series {name}{labels:?} in the exposition"))
+}
+
+/// The stack's Prometheus.
+pub const PROMETHEUS: &str = "127.0.0.1:9090";
+
+/// An instant query to the stack's Prometheus: the `data.result` array.
+pub async fn prometheus_query(query: &str) -> Vec<serde_json::Value> {
+    let encoded: String = query
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (status, _, body) = http(
+        PROMETHEUS.parse().unwrap(),
+        "GET",
+        &format!("/api/v1/query?query={encoded}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{query}: {body}");
+    let doc: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_else(|e| {
+        // A chunked reply: take the JSON object inside.
+        let start = body.find('{').unwrap_or(0);
+        let end = body.rfind('}').map_or(body.len(), |e| e + 1);
+        serde_json::from_str(&body[start..end]).unwrap_or_else(|_| panic!("{e}: {body}"))
+    });
+    doc["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The first value of an instant query, if any.
+pub async fn prometheus_value(query: &str) -> Option<f64> {
+    prometheus_query(query)
+        .await
+        .first()
+        .and_then(|r| r["value"][1].as_str()?.parse().ok())
 }

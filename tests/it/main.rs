@@ -16,3 +16,4 @@ mod security;
 mod stack;
 mod status;
 mod traffic;
+mod truth;
