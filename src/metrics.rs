@@ -154,7 +154,7 @@ impl Metrics {
             probe_duration: histogram_vec(
                 r,
                 "chatload_probe_duration_seconds",
-                "Duration of the probe's measured query or round trip.",
+                "Duration of the probe's measured query or round trip; a run that timed out or could not run counts once at its timeout.",
                 &["probe"],
                 LATENCY_BUCKETS,
             ),
