@@ -190,7 +190,7 @@ impl Metrics {
             partition_balance_cv: gauge(
                 r,
                 "chatload_partition_balance_cv",
-                "Coefficient of variation of rows per stream written over the probe window.",
+                "Skew CV of rows per stream written over the probe window: the coefficient of variation with the noise of uniform random choice, b(k-1)/N, removed from its square.",
             ),
             redis_cache_consistent: {
                 let g = IntGauge::new(

@@ -97,8 +97,9 @@ async fn all_nine_probes_pass_on_a_healthy_stack() {
             "{probe}"
         );
     }
+    // The skew CV: about 0 for the uniform traffic (often exactly 0).
     let cv = d.metrics().partition_balance_cv.get();
-    assert!(cv > 0.0 && cv < 0.1, "partition balance CV {cv}");
+    assert!((0.0..0.1).contains(&cv), "partition balance skew CV {cv}");
     assert_eq!(d.metrics().redis_cache_consistent.get(), 1);
     token.cancel();
     d.wait().await;
