@@ -156,7 +156,8 @@ pub struct ProbeStatements {
     pub until: PreparedStatement,
     /// `COUNT(*)` of a stream's rows since a timestamp.
     pub count_since: PreparedStatement,
-    /// `TTL(message_text), WRITETIME(message_text)` of one row.
+    /// `TTL(message_text), WRITETIME(message_text)` of one row, and the server's clock
+    /// (`toUnixTimestamp(now())`, milliseconds) at the read.
     pub ttl_of: PreparedStatement,
     /// `message_id, timestamp` of a whole stream, 50 rows per page.
     pub pages: PreparedStatement,
@@ -199,8 +200,8 @@ impl ProbeStatements {
             ))
             .await?,
             ttl_of: p(format!(
-                "SELECT TTL(message_text), WRITETIME(message_text) FROM {t} \
-                 WHERE stream_id = ? AND timestamp = ? AND message_id = ?"
+                "SELECT TTL(message_text), WRITETIME(message_text), toUnixTimestamp(now()) \
+                 FROM {t} WHERE stream_id = ? AND timestamp = ? AND message_id = ?"
             ))
             .await?,
             pages,
