@@ -58,6 +58,8 @@ pub struct Metrics {
     pub probe_duration: HistogramVec,
     /// `chatload_probe_check_failures_total{probe,check}`.
     pub probe_check_failures: IntCounterVec,
+    /// `chatload_probe_writes_unknown_total{probe}`: probe writes that may or may not have landed.
+    pub probe_writes_unknown: IntCounterVec,
     /// `chatload_ttl_observed_seconds{backend}`.
     pub ttl_observed: GaugeVec,
     /// `chatload_ttl_drift_seconds{backend}`.
@@ -163,6 +165,12 @@ impl Metrics {
                 "chatload_probe_check_failures_total",
                 "Correctness checks that failed, by probe and check.",
                 &["probe", "check"],
+            ),
+            probe_writes_unknown: int_counter_vec(
+                r,
+                "chatload_probe_writes_unknown_total",
+                "Probe writes whose outcome is unknown: timed out or failed after being sent; range_5m accepts them as present or absent.",
+                &["probe"],
             ),
             ttl_observed: gauge_vec(
                 r,

@@ -371,6 +371,7 @@ impl ProbeScheduler {
             m.ttl_observed.with_label_values(&[backend]);
             m.ttl_drift.with_label_values(&[backend]);
         }
+        m.probe_writes_unknown.with_label_values(&[range_5m::NAME]);
         let mut states = BTreeMap::new();
         for probe in all(&ctx.cfg()) {
             let name = probe.name();

@@ -362,3 +362,60 @@ async fn partition_balance_fails_on_zipf_traffic() {
     token.cancel();
     d.wait().await;
 }
+
+/// `range_5m` on a healthy stack matches, with no write of unknown outcome; a probe row deleted
+/// inside the window is real loss, and `count_mismatch` still fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_5m_fails_when_a_written_row_is_lost() {
+    let _stack = STACK_LOCK.read().await;
+    require_stack();
+    let keyspace = "chatload_it_probes_range";
+    let rest = format!(
+        "[traffic]\nwrite_rate = 10.0\nread_rate = 0.0\n{}",
+        probes_only(&["range_5m"], "1s")
+    );
+    let (d, token) = start(keyspace, &rest).await;
+    wait_until(
+        "three healthy range_5m runs",
+        Duration::from_secs(30),
+        || runs(&d, "range_5m", "ok") >= 3,
+    )
+    .await;
+    assert_eq!(failures(&d, "range_5m", "count_mismatch"), 0);
+    let exposition = String::from_utf8(d.metrics().encode()).unwrap();
+    assert!(
+        exposition.contains(r#"chatload_probe_writes_unknown_total{probe="range_5m"} 0"#),
+        "{exposition}"
+    );
+
+    let stream = d.probes().context().stream("range_5m", 0);
+    let s = session(keyspace).await;
+    let (newest,) = query_first::<(CqlTimestamp,)>(
+        &s,
+        &format!(
+            "SELECT timestamp FROM {keyspace}.chat_messages WHERE stream_id = {stream} LIMIT 1"
+        ),
+    )
+    .await
+    .unwrap()
+    .expect("the probe has written rows");
+    s.query_unpaged(
+        format!("DELETE FROM {keyspace}.chat_messages WHERE stream_id = ? AND timestamp = ?"),
+        (stream, newest),
+    )
+    .await
+    .unwrap();
+    wait_until(
+        "range_5m to see the lost row",
+        Duration::from_secs(10),
+        || failures(&d, "range_5m", "count_mismatch") > 0,
+    )
+    .await;
+    let snapshot = d.probes().snapshot()["range_5m"].clone();
+    let mismatched = snapshot.check_failures["count_mismatch"];
+    let failed_runs = snapshot.runs["failed"];
+    eprintln!("range_5m after the delete: {failed_runs} failed runs, {mismatched} rows missing");
+    assert_eq!(mismatched, failed_runs, "one row missing per failed run");
+    token.cancel();
+    d.wait().await;
+}
