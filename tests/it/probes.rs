@@ -363,6 +363,41 @@ async fn partition_balance_fails_on_zipf_traffic() {
     d.wait().await;
 }
 
+/// `redis_pubsub` with 200 messages a run: every message is timed exactly once (at its arrival,
+/// while the later ones are still being published) and none is lost. Prints the latencies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_pubsub_times_every_message_it_publishes() {
+    let _stack = STACK_LOCK.read().await;
+    require_stack();
+    let rest = format!(
+        "[traffic]\nwrite_rate = 10.0\nread_rate = 0.0\n{}",
+        probes_only(&["redis_pubsub"], "1s").replace(
+            "[probes.redis_pubsub]\nenabled = true\n",
+            "[probes.redis_pubsub]\nenabled = true\nmessages = 200\n"
+        )
+    );
+    let (d, token) = start("chatload_it_probes_pubsub", &rest).await;
+    wait_until("three redis_pubsub runs", Duration::from_secs(20), || {
+        runs(&d, "redis_pubsub", "ok") >= 3
+    })
+    .await;
+    // One snapshot: runs, checks and latencies of the same runs.
+    let s = d.probes().snapshot()["redis_pubsub"].clone();
+    token.cancel();
+    d.wait().await;
+    let ok = s.runs.get("ok").copied().unwrap_or(0);
+    eprintln!(
+        "redis_pubsub: {ok} runs, {} messages timed: p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+        s.latency.count,
+        s.latency.p50 * 1e3,
+        s.latency.p99 * 1e3,
+        s.latency.max * 1e3
+    );
+    assert_eq!(s.runs.values().sum::<u64>(), ok, "{:?}", s.last_problem);
+    assert_eq!(s.check_failures.get("lost").copied().unwrap_or(0), 0);
+    assert_eq!(s.latency.count, 200 * ok);
+}
+
 /// `range_5m` on a healthy stack matches, with no write of unknown outcome; a probe row deleted
 /// inside the window is real loss, and `count_mismatch` still fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
