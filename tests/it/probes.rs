@@ -1,6 +1,6 @@
 //! Probes against the real stack: all nine pass on a healthy stack, and each check fails when its
 //! fault is real (an altered table TTL, a row that never expires, a deleted or stale cache entry, a
-//! Redis key whose expiry was removed, Zipf-skewed traffic).
+//! Redis key whose expiry was removed, Zipf-skewed traffic, a deleted `range_5m` row).
 
 use crate::common::{
     CASSANDRA, PROBES as ALL, REDIS, STACK_LOCK, config_with, probes_only, require_stack,
