@@ -62,6 +62,8 @@ pub struct Metrics {
     pub probe_duration: HistogramVec,
     /// `chatload_probe_check_failures_total{probe,check}`.
     pub probe_check_failures: IntCounterVec,
+    /// `chatload_probe_writes_unknown_total{probe}`: probe writes that may or may not have landed.
+    pub probe_writes_unknown: IntCounterVec,
     /// `chatload_ttl_observed_seconds{backend}`.
     pub ttl_observed: GaugeVec,
     /// `chatload_ttl_drift_seconds{backend}`.
@@ -175,7 +177,7 @@ impl Metrics {
             probe_duration: histogram_vec(
                 r,
                 "chatload_probe_duration_seconds",
-                "Duration of the probe's measured query or round trip.",
+                "Duration of the probe's measured query or round trip; a run that timed out or could not run counts once at its timeout.",
                 &["probe"],
                 buckets,
             ),
@@ -184,6 +186,12 @@ impl Metrics {
                 "chatload_probe_check_failures_total",
                 "Correctness checks that failed, by probe and check.",
                 &["probe", "check"],
+            ),
+            probe_writes_unknown: int_counter_vec(
+                r,
+                "chatload_probe_writes_unknown_total",
+                "Probe writes whose outcome is unknown: timed out or failed after being sent; range_5m accepts them as present or absent.",
+                &["probe"],
             ),
             ttl_observed: gauge_vec(
                 r,
@@ -211,7 +219,7 @@ impl Metrics {
             partition_balance_cv: gauge(
                 r,
                 "chatload_partition_balance_cv",
-                "Coefficient of variation of rows per stream written over the probe window.",
+                "Skew CV of rows per stream written over the probe window: the coefficient of variation with the noise of uniform random choice, b(k-1)/N, removed from its square.",
             ),
             redis_cache_consistent: {
                 let g = IntGauge::new(

@@ -3,9 +3,11 @@
 //! Each probe is one module implementing [`Probe`]: it runs, measures one or more latencies, and runs
 //! correctness checks whose failures are counted per check. [`ProbeScheduler`] runs every enabled
 //! probe in a task of its own: on its `interval` plus random `jitter`, bounded by its `timeout`, never
-//! two runs of one probe at once. Probes write only to streams of their own (derived from a random id
-//! of this process, the instance and the probe), so each knows exactly what it wrote and can check
-//! what it reads; their rows carry a TTL so the streams stay small.
+//! two runs of one probe at once. A run that times out or cannot run (`error`) has measured nothing,
+//! so it is observed once at its `timeout` in `chatload_probe_duration_seconds` and in the probe's
+//! percentiles: a failing probe never looks fast. Probes write only to streams of their own (derived
+//! from a random id of this process, the instance and the probe), so each knows exactly what it wrote
+//! and can check what it reads; their rows carry a TTL so the streams stay small.
 //!
 //! Adding a probe: a new module and one line in [`all`].
 
@@ -22,7 +24,7 @@ pub mod ttl_metadata;
 use crate::backend::redis::RedisError;
 use crate::backend::scylla::ScyllaError;
 use crate::backend::{RedisBackend, ScyllaBackend};
-use crate::config::{Config, ProbeConfig};
+use crate::config::{Config, HumanDuration, ProbeConfig};
 use crate::metrics::Metrics;
 use crate::traffic::record::{Percentiles, exact_histogram, micros};
 use crate::traffic::scylla_ops::{self, COLUMNS};
@@ -154,7 +156,8 @@ pub struct ProbeStatements {
     pub until: PreparedStatement,
     /// `COUNT(*)` of a stream's rows since a timestamp.
     pub count_since: PreparedStatement,
-    /// `TTL(message_text), WRITETIME(message_text)` of one row.
+    /// `TTL(message_text), WRITETIME(message_text)` of one row, and the server's clock
+    /// (`toUnixTimestamp(now())`, milliseconds) at the read.
     pub ttl_of: PreparedStatement,
     /// `message_id, timestamp` of a whole stream, 50 rows per page.
     pub pages: PreparedStatement,
@@ -197,8 +200,8 @@ impl ProbeStatements {
             ))
             .await?,
             ttl_of: p(format!(
-                "SELECT TTL(message_text), WRITETIME(message_text) FROM {t} \
-                 WHERE stream_id = ? AND timestamp = ? AND message_id = ?"
+                "SELECT TTL(message_text), WRITETIME(message_text), toUnixTimestamp(now()) \
+                 FROM {t} WHERE stream_id = ? AND timestamp = ? AND message_id = ?"
             ))
             .await?,
             pages,
@@ -368,6 +371,7 @@ impl ProbeScheduler {
             m.ttl_observed.with_label_values(&[backend]);
             m.ttl_drift.with_label_values(&[backend]);
         }
+        m.probe_writes_unknown.with_label_values(&[range_5m::NAME]);
         let mut states = BTreeMap::new();
         for probe in all(&ctx.cfg()) {
             let name = probe.name();
@@ -456,8 +460,6 @@ async fn run_loop(
 ) {
     let name = probe.name();
     let m = &ctx.metrics;
-    let success = m.probe_success.with_label_values(&[name]);
-    let histogram = m.probe_duration.with_label_values(&[name]);
     let jitter = |j: Duration| {
         if j.is_zero() {
             Duration::ZERO
@@ -501,55 +503,88 @@ async fn run_loop(
             _ = shutdown.cancelled() => return,
             r = tokio::time::timeout(schedule.timeout.get(), probe.run(&ctx)) => r,
         };
-        let (outcome, problem, verdict) = match result {
-            Err(_) => (
-                "timeout",
-                Some(format!("no result within {}", schedule.timeout)),
-                None,
-            ),
-            Ok(Err(e)) => ("error", Some(e.to_string()), None),
-            Ok(Ok(v)) if v.passed() => ("ok", None, Some(v)),
-            Ok(Ok(v)) => {
-                let what = v
-                    .failures
-                    .iter()
-                    .map(|(c, n)| format!("{c} ({n})"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                ("failed", Some(format!("checks failed: {what}")), Some(v))
-            }
-        };
-        m.probe_runs.with_label_values(&[name, outcome]).inc();
-        success.set(i64::from(outcome == "ok"));
-        {
-            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-            *s.runs.entry(outcome).or_default() += 1;
-            s.last_success = Some(outcome == "ok");
-            if let Some(v) = &verdict {
-                for (check, n) in &v.failures {
-                    m.probe_check_failures
-                        .with_label_values(&[name, check])
-                        .inc_by(*n);
-                    *s.check_failures.entry(check).or_default() += n;
-                }
-                for d in &v.latencies {
-                    histogram.observe(d.as_secs_f64());
-                    if let Some(h) = s.latencies.as_mut() {
-                        h.saturating_record(micros(*d));
-                    }
-                }
-            }
-            if problem.is_some() {
-                s.last_problem = problem.clone();
-            }
-        }
-        match (&problem, outcome) {
+        let run = judge_run(result, &schedule.timeout);
+        record_run(name, &run, m, &state);
+        match (&run.problem, run.outcome) {
             (Some(p), "failed") => warn!(probe = name, problem = %p, "probe failed"),
-            (Some(p), _) => warn!(probe = name, outcome, problem = %p, "probe could not run"),
+            (Some(p), outcome) => warn!(probe = name, outcome, problem = %p, "probe could not run"),
             _ => debug!(probe = name, took = ?started.elapsed(), "probe passed"),
         }
         next =
             (started + schedule.interval.get() + jitter(schedule.jitter.get())).max(Instant::now());
+    }
+}
+
+/// One finished run, as it is recorded.
+#[derive(Debug, PartialEq)]
+struct RunRecord {
+    /// One of [`OUTCOMES`].
+    outcome: &'static str,
+    /// What went wrong, for the log and `last_problem`.
+    problem: Option<String>,
+    /// Its check failures and latencies.
+    verdict: Verdict,
+}
+
+/// Sort a run's result into its outcome. A run that timed out or could not run has measured nothing,
+/// so it is observed once at its deadline (the probe's `timeout`): a failing probe never looks fast.
+fn judge_run(
+    result: Result<Result<Verdict, ProbeError>, tokio::time::error::Elapsed>,
+    timeout: &HumanDuration,
+) -> RunRecord {
+    let at_deadline = Verdict {
+        failures: Vec::new(),
+        latencies: vec![timeout.get()],
+    };
+    let (outcome, problem, verdict) = match result {
+        Err(_) => (
+            "timeout",
+            Some(format!("no result within {timeout}")),
+            at_deadline,
+        ),
+        Ok(Err(e)) => ("error", Some(e.to_string()), at_deadline),
+        Ok(Ok(v)) if v.passed() => ("ok", None, v),
+        Ok(Ok(v)) => {
+            let what = v
+                .failures
+                .iter()
+                .map(|(c, n)| format!("{c} ({n})"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            ("failed", Some(format!("checks failed: {what}")), v)
+        }
+    };
+    RunRecord {
+        outcome,
+        problem,
+        verdict,
+    }
+}
+
+/// Count `run` in the metrics and in the probe's state (the snapshot's runs, checks and latencies).
+fn record_run(name: &'static str, run: &RunRecord, m: &Metrics, state: &Mutex<ProbeState>) {
+    m.probe_runs.with_label_values(&[name, run.outcome]).inc();
+    m.probe_success
+        .with_label_values(&[name])
+        .set(i64::from(run.outcome == "ok"));
+    let histogram = m.probe_duration.with_label_values(&[name]);
+    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+    *s.runs.entry(run.outcome).or_default() += 1;
+    s.last_success = Some(run.outcome == "ok");
+    for (check, n) in &run.verdict.failures {
+        m.probe_check_failures
+            .with_label_values(&[name, check])
+            .inc_by(*n);
+        *s.check_failures.entry(check).or_default() += n;
+    }
+    for d in &run.verdict.latencies {
+        histogram.observe(d.as_secs_f64());
+        if let Some(h) = s.latencies.as_mut() {
+            h.saturating_record(micros(*d));
+        }
+    }
+    if run.problem.is_some() {
+        s.last_problem = run.problem.clone();
     }
 }
 
@@ -587,6 +622,92 @@ mod tests {
         let names: Vec<&str> = all(&cfg).iter().map(|p| p.name()).collect();
         let tables: Vec<&str> = cfg.probes.iter().map(|(n, _)| n).collect();
         assert_eq!(names, tables);
+    }
+
+    /// A probe named like `redis_pubsub` (so it has a `[probes]` table) that does what it is told.
+    struct FakeProbe {
+        run: fn() -> BoxFuture<'static, Result<Verdict, ProbeError>>,
+    }
+
+    impl Probe for FakeProbe {
+        fn name(&self) -> &'static str {
+            "redis_pubsub"
+        }
+        fn checks(&self) -> &'static [&'static str] {
+            &[]
+        }
+        fn needs_scylla(&self) -> bool {
+            false
+        }
+        fn run<'a>(&'a self, _: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>> {
+            (self.run)()
+        }
+    }
+
+    /// Run `probe` through the scheduler's loop (timeout 1 s) until its first run is recorded; on
+    /// paused time, so the timeout fires without waiting.
+    async fn first_run(probe: FakeProbe) -> (Arc<Metrics>, Arc<Mutex<ProbeState>>) {
+        let mut cfg = Config::default();
+        cfg.probes.redis_pubsub.timeout = HumanDuration::from_secs(1);
+        let metrics = Arc::new(Metrics::new("test"));
+        let ctx = Arc::new(ProbeContext::new(
+            cfg.clone(),
+            Arc::new(ScyllaBackend::new(cfg.scylla.clone())),
+            RedisBackend::new(&cfg.redis).unwrap(),
+            metrics.clone(),
+        ));
+        let state = Arc::new(Mutex::new(ProbeState {
+            latencies: Some(exact_histogram()),
+            ..Default::default()
+        }));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run_loop(
+            Arc::new(probe),
+            ctx,
+            state.clone(),
+            shutdown.clone(),
+        ));
+        while state.lock().unwrap().runs.is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        shutdown.cancel();
+        task.await.unwrap();
+        (metrics, state)
+    }
+
+    /// The run was observed exactly once, at the 1 s timeout, in the histogram and the snapshot.
+    fn assert_observed_once_at_timeout(m: &Metrics, state: &Mutex<ProbeState>, outcome: &str) {
+        let s = state.lock().unwrap();
+        assert_eq!(s.runs.get(outcome), Some(&1), "{:?}", s.runs);
+        let h = m.probe_duration.with_label_values(&["redis_pubsub"]);
+        assert_eq!(h.get_sample_count(), 1);
+        assert_eq!(h.get_sample_sum(), 1.0);
+        let latency = Percentiles::of(s.latencies.as_ref().unwrap());
+        assert_eq!(latency.count, 1);
+        assert!((latency.max - 1.0).abs() < 0.001, "{latency:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_that_times_out_is_observed_at_its_timeout() {
+        let (m, state) = first_run(FakeProbe {
+            run: || {
+                Box::pin(async {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Ok(Verdict::default())
+                })
+            },
+        })
+        .await;
+        assert_observed_once_at_timeout(&m, &state, "timeout");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_that_errs_is_observed_at_its_timeout() {
+        let (m, state) = first_run(FakeProbe {
+            run: || Box::pin(async { Err(ProbeError::Other("backend gone".into())) }),
+        })
+        .await;
+        assert_observed_once_at_timeout(&m, &state, "error");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Probes against the real stack: all nine pass on a healthy stack, and each check fails when its
 //! fault is real (an altered table TTL, a row that never expires, a deleted or stale cache entry, a
-//! Redis key whose expiry was removed, Zipf-skewed traffic).
+//! Redis key whose expiry was removed, Zipf-skewed traffic, a deleted `range_5m` row).
 
 use crate::common::{
     CASSANDRA, PROBES as ALL, REDIS, STACK_LOCK, config_with, probes_only, require_stack,
@@ -97,8 +97,9 @@ async fn all_nine_probes_pass_on_a_healthy_stack() {
             "{probe}"
         );
     }
+    // The skew CV: about 0 for the uniform traffic (often exactly 0).
     let cv = d.metrics().partition_balance_cv.get();
-    assert!(cv > 0.0 && cv < 0.1, "partition balance CV {cv}");
+    assert!((0.0..0.1).contains(&cv), "partition balance skew CV {cv}");
     assert_eq!(d.metrics().redis_cache_consistent.get(), 1);
     token.cancel();
     d.wait().await;
@@ -358,6 +359,98 @@ async fn partition_balance_fails_on_zipf_traffic() {
         uniform_cv < 0.1 && zipf_cv > 0.5,
         "uniform {uniform_cv}, zipf {zipf_cv}"
     );
+    token.cancel();
+    d.wait().await;
+}
+
+/// `redis_pubsub` with 200 messages a run: every message is timed exactly once (at its arrival,
+/// while the later ones are still being published) and none is lost. Prints the latencies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_pubsub_times_every_message_it_publishes() {
+    let _stack = STACK_LOCK.read().await;
+    require_stack();
+    let rest = format!(
+        "[traffic]\nwrite_rate = 10.0\nread_rate = 0.0\n{}",
+        probes_only(&["redis_pubsub"], "1s").replace(
+            "[probes.redis_pubsub]\nenabled = true\n",
+            "[probes.redis_pubsub]\nenabled = true\nmessages = 200\n"
+        )
+    );
+    let (d, token) = start("chatload_it_probes_pubsub", &rest).await;
+    wait_until("three redis_pubsub runs", Duration::from_secs(20), || {
+        runs(&d, "redis_pubsub", "ok") >= 3
+    })
+    .await;
+    // One snapshot: runs, checks and latencies of the same runs.
+    let s = d.probes().snapshot()["redis_pubsub"].clone();
+    token.cancel();
+    d.wait().await;
+    let ok = s.runs.get("ok").copied().unwrap_or(0);
+    eprintln!(
+        "redis_pubsub: {ok} runs, {} messages timed: p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+        s.latency.count,
+        s.latency.p50 * 1e3,
+        s.latency.p99 * 1e3,
+        s.latency.max * 1e3
+    );
+    assert_eq!(s.runs.values().sum::<u64>(), ok, "{:?}", s.last_problem);
+    assert_eq!(s.check_failures.get("lost").copied().unwrap_or(0), 0);
+    assert_eq!(s.latency.count, 200 * ok);
+}
+
+/// `range_5m` on a healthy stack matches, with no write of unknown outcome; a probe row deleted
+/// inside the window is real loss, and `count_mismatch` still fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_5m_fails_when_a_written_row_is_lost() {
+    let _stack = STACK_LOCK.read().await;
+    require_stack();
+    let keyspace = "chatload_it_probes_range";
+    let rest = format!(
+        "[traffic]\nwrite_rate = 10.0\nread_rate = 0.0\n{}",
+        probes_only(&["range_5m"], "1s")
+    );
+    let (d, token) = start(keyspace, &rest).await;
+    wait_until(
+        "three healthy range_5m runs",
+        Duration::from_secs(30),
+        || runs(&d, "range_5m", "ok") >= 3,
+    )
+    .await;
+    assert_eq!(failures(&d, "range_5m", "count_mismatch"), 0);
+    let exposition = String::from_utf8(d.metrics().encode()).unwrap();
+    assert!(
+        exposition.contains(r#"chatload_probe_writes_unknown_total{probe="range_5m"} 0"#),
+        "{exposition}"
+    );
+
+    let stream = d.probes().context().stream("range_5m", 0);
+    let s = session(keyspace).await;
+    let (newest,) = query_first::<(CqlTimestamp,)>(
+        &s,
+        &format!(
+            "SELECT timestamp FROM {keyspace}.chat_messages WHERE stream_id = {stream} LIMIT 1"
+        ),
+    )
+    .await
+    .unwrap()
+    .expect("the probe has written rows");
+    s.query_unpaged(
+        format!("DELETE FROM {keyspace}.chat_messages WHERE stream_id = ? AND timestamp = ?"),
+        (stream, newest),
+    )
+    .await
+    .unwrap();
+    wait_until(
+        "range_5m to see the lost row",
+        Duration::from_secs(10),
+        || failures(&d, "range_5m", "count_mismatch") > 0,
+    )
+    .await;
+    let snapshot = d.probes().snapshot()["range_5m"].clone();
+    let mismatched = snapshot.check_failures["count_mismatch"];
+    let failed_runs = snapshot.runs["failed"];
+    eprintln!("range_5m after the delete: {failed_runs} failed runs, {mismatched} rows missing");
+    assert_eq!(mismatched, failed_runs, "one row missing per failed run");
     token.cancel();
     d.wait().await;
 }
