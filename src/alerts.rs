@@ -272,7 +272,7 @@ pub fn generate(cfg: &Config, runbook_base: &str) -> String {
             for_: "0m",
             severity: "warning",
             summary: "Rows per stream vary by {{ with printf \"chatload_partition_balance_cv{job=%q,instance=%q}\" $labels.job $labels.instance | query }}{{ . | first | value | humanizePercentage }}{{ end }}".into(),
-            description: format!("The coefficient of variation of rows per stream exceeded {}: some partitions are hot.", num(s.partition_balance_cv)),
+            description: format!("The skew CV of rows per stream (the coefficient of variation beyond what uniform random choice gives, significant at 99.9 %) exceeded {}: some partitions are hot.", num(s.partition_balance_cv)),
         },
         Alert {
             name: "ChatloadRedisCacheInconsistent",

@@ -187,7 +187,7 @@ impl Slo {
                 note: if *failures > 0 {
                     Some(format!("{check} failed {failures} times"))
                 } else if *v > self.threshold {
-                    Some("not judged by the probe: too few rows per stream yet".into())
+                    Some("not judged by the probe: too few rows per stream, or not significantly different from uniform random choice".into())
                 } else {
                     None
                 },

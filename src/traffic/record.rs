@@ -275,9 +275,24 @@ impl OpRecorder {
         }
     }
 
-    /// Counts so far and percentiles since the start (or the last [`OpRecorder::reset_exact`]).
+    /// Counts so far and percentiles since the start (or the last [`OpRecorder::begin_window`]).
     pub fn snapshot(&self) -> OpSnapshot {
         let exact = self.exact.lock().unwrap_or_else(|e| e.into_inner());
+        self.snapshot_with(&exact)
+    }
+
+    /// Start a measuring window (the end of a warm-up): the counts so far, and the HDR histograms
+    /// emptied at the same instant, so the window's percentiles hold exactly its operations.
+    pub fn begin_window(&self) -> OpSnapshot {
+        let mut exact = self.exact.lock().unwrap_or_else(|e| e.into_inner());
+        let snapshot = self.snapshot_with(&exact);
+        exact.duration.reset();
+        exact.service.reset();
+        snapshot
+    }
+
+    /// The snapshot, with the lock of the HDR histograms held by the caller.
+    fn snapshot_with(&self, exact: &ExactLatency) -> OpSnapshot {
         OpSnapshot {
             due: self.due.get(),
             buckets: crate::slo::BucketCounts::of(&self.duration),
@@ -288,31 +303,6 @@ impl OpRecorder {
             duration: Percentiles::of(&exact.duration),
             service: Percentiles::of(&exact.service),
         }
-    }
-
-    /// Start a measuring window (the end of a warm-up): the counts so far, and the HDR histograms
-    /// emptied at the same instant, so the window's percentiles hold exactly its operations.
-    pub fn begin_window(&self) -> OpSnapshot {
-        let mut exact = self.exact.lock().unwrap_or_else(|e| e.into_inner());
-        let snapshot = OpSnapshot {
-            due: self.due.get(),
-            buckets: crate::slo::BucketCounts::of(&self.duration),
-            outcomes: Outcome::ALL
-                .iter()
-                .map(|o| (o.label(), self.total(*o)))
-                .collect(),
-            ..Default::default()
-        };
-        exact.duration.reset();
-        exact.service.reset();
-        snapshot
-    }
-
-    /// Forget the HDR latencies recorded so far (the end of a warm-up).
-    pub fn reset_exact(&self) {
-        let mut exact = self.exact.lock().unwrap_or_else(|e| e.into_inner());
-        exact.duration.reset();
-        exact.service.reset();
     }
 
     /// How many operations ended with `outcome` so far.
@@ -445,7 +435,7 @@ mod tests {
             "{:?}",
             snap.duration
         );
-        r.reset_exact();
+        assert_eq!(r.begin_window().total(), 12);
         assert_eq!(r.snapshot().duration.count, 0);
         assert_eq!(
             r.snapshot().get(Outcome::Ok),

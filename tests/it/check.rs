@@ -55,7 +55,11 @@ fn check_passes_on_a_healthy_stack_and_fails_a_breached_slo() {
         .lines()
         .find(|l| l.starts_with("write_p99"))
         .expect("a write_p99 row");
-    assert!(row.ends_with("FAIL"), "{row}");
+    assert!(row.contains(" FAIL "), "{row}");
+    assert!(
+        row.contains("above 1 µs"),
+        "the note counts the writes above the target: {row}"
+    );
     assert!(
         report.contains("RESULT: FAIL (1 breached: write_p99)"),
         "{report}"
