@@ -99,20 +99,25 @@ fn assert_counts_add_up(doc: &serde_json::Value) {
     }
 }
 
-/// The query of a dashboard panel, with the dashboard's variables filled in.
+/// The first query of a dashboard panel, with the dashboard's variables filled in.
 fn dashboard_query(title: &str, instance: &str) -> String {
+    dashboard_target(title, 0, instance)
+}
+
+/// Query `index` of a dashboard panel, with the dashboard's variables filled in.
+fn dashboard_target(title: &str, index: usize, instance: &str) -> String {
     let path = repo().join("grafana/dashboards/chatload-overview.json");
     let d: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    fn find(panels: &serde_json::Value, title: &str) -> Option<String> {
+    fn find(panels: &serde_json::Value, title: &str, index: usize) -> Option<String> {
         panels.as_array()?.iter().find_map(|p| {
             if p["title"] == title {
-                return p["targets"][0]["expr"].as_str().map(str::to_string);
+                return p["targets"][index]["expr"].as_str().map(str::to_string);
             }
-            find(&p["panels"], title)
+            find(&p["panels"], title, index)
         })
     }
-    find(&d["panels"], title)
+    find(&d["panels"], title, index)
         .unwrap_or_else(|| panic!("no panel {title:?}"))
         .replace("$job", "chatload")
         .replace("$instance", instance)
@@ -182,6 +187,17 @@ async fn a_cassandra_stall_fails_check_and_shows_in_prometheus() {
         instance,
     ))
     .await;
+    // The probe latency panel's SLO lines: one per probe SLO, from the same gauge.
+    let lines = prometheus_query(&dashboard_target(
+        "Probe query latency p99 (recent_50, range_5m, pagination)",
+        1,
+        instance,
+    ))
+    .await;
+    let range_line = lines
+        .iter()
+        .find(|l| l["metric"]["slo"] == "range_5m_max")
+        .and_then(|l| l["value"][1].as_str()?.parse::<f64>().ok());
     let scrape = daemon.scrape().await;
     drop(daemon);
     let (code, doc, stderr) = report(check);
@@ -199,6 +215,11 @@ async fn a_cassandra_stall_fails_check_and_shows_in_prometheus() {
         "ChatloadWriteLatencyHigh was {alert_state:?}"
     );
     assert_eq!(objective, Some(0.007));
+    assert_eq!(
+        range_line,
+        Some(0.04),
+        "the dashboard's range_5m SLO line: {lines:?}"
+    );
     let within = within.expect("the dashboard's within-SLO query returns data");
     assert!(
         within < 0.99,
@@ -406,8 +427,25 @@ struct Reading {
 async fn configured_thresholds_are_judged_alike_everywhere() {
     let _stack = STACK_LOCK.read().await;
     require_stack();
-    let cfg = config_with(CASSANDRA, REDIS, "chatload_it_truth_slo", SLO_7_40);
+    let cfg = config_with(
+        CASSANDRA,
+        REDIS,
+        "chatload_it_truth_slo",
+        &format!(
+            "[traffic]\nwrite_rate = 100.0\nread_rate = 0.0\n{SLO_7_40}{}",
+            probes_only(&["range_5m"], "1s")
+        ),
+    );
     let c = Chatload::start(&cfg).await;
+    let range_runs = [("probe", "range_5m"), ("outcome", "ok")];
+    let t = Instant::now();
+    while series(&c.scrape().await, "chatload_probe_runs_total", &range_runs).unwrap_or(0.0) < 2.0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "range_5m did not run"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let scrape = c.scrape().await;
     assert_eq!(
         must(&scrape, "chatload_slo_objective", &[("slo", "write_p99")]),
@@ -431,8 +469,15 @@ async fn configured_thresholds_are_judged_alike_everywhere() {
     );
     let (_, _, body) = crate::common::http(c.addr, "GET", "/api/v1/status").await;
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(row(&status, "write_p99")["target"], 0.007);
-    assert_eq!(row(&status, "range_5m_max")["target"], 0.04);
+    // Judged, not only shown: the status page counts the observations above each threshold.
+    for (slo, target, at) in [
+        ("write_p99", 0.007, "above 7.00 ms"),
+        ("range_5m_max", 0.04, "above 40.00 ms"),
+    ] {
+        let r = row(&status, slo);
+        assert_eq!(r["target"], target, "{r}");
+        assert!(r["note"].as_str().is_some_and(|n| n.contains(at)), "{r}");
+    }
     drop(c);
 
     let f = config_file(&cfg);
