@@ -34,15 +34,27 @@ async fn table_exists(session: &Session, keyspace: &str, table: &str) -> Result<
 /// marker table follows within milliseconds.
 pub const MARKER_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// Whether `keyspace` holds no table at all (nobody's data).
+async fn has_no_tables(session: &Session, keyspace: &str) -> Result<bool, ScyllaError> {
+    let cql = format!(
+        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = '{keyspace}' LIMIT 1"
+    );
+    Ok(query_first::<(String,)>(session, &cql).await?.is_none())
+}
+
 /// Refuse a keyspace that exists without chatload's marker, unless `allow_existing_keyspace`.
-/// A keyspace that does not exist (yet) passes: chatload will create it, with the marker.
+/// A keyspace that does not exist (yet) passes: chatload will create it, with the marker. So does
+/// one without any table: it holds nobody's data, and it is what a chatload leaves behind when it is
+/// killed between its `CREATE KEYSPACE` and its marker (refusing it would need a hand to drop it).
 pub async fn guard(session: &Session, cfg: &ScyllaConfig) -> Result<(), ScyllaError> {
     if cfg.allow_existing_keyspace || !keyspace_exists(session, &cfg.keyspace).await? {
         return Ok(());
     }
     let waited = std::time::Instant::now();
     loop {
-        if table_exists(session, &cfg.keyspace, OWNER_TABLE).await? {
+        if table_exists(session, &cfg.keyspace, OWNER_TABLE).await?
+            || has_no_tables(session, &cfg.keyspace).await?
+        {
             return Ok(());
         }
         if waited.elapsed() >= MARKER_GRACE {

@@ -200,6 +200,21 @@ async fn a_foreign_keyspace_is_refused_unless_allowed() {
         ::scylla::statement::Statement::new(format!("DROP KEYSPACE IF EXISTS {keyspace}"));
     drop.set_request_timeout(Some(Duration::from_secs(60)));
     session.query_unpaged(drop.clone(), &[]).await.unwrap();
+    // An empty keyspace (a chatload killed between CREATE KEYSPACE and its marker leaves one):
+    // nobody's data, so it is claimed.
+    session
+        .query_unpaged(schema::keyspace_cql(&cfg.scylla), &[])
+        .await
+        .unwrap();
+    let f = config_file(&test_config(CASSANDRA, REDIS, keyspace));
+    let out = run(&["schema", "apply", "--config", f.path().to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "an empty keyspace is claimed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    session.query_unpaged(drop.clone(), &[]).await.unwrap();
     // Someone else's keyspace, with a table of the same shape.
     session
         .query_unpaged(schema::keyspace_cql(&cfg.scylla), &[])

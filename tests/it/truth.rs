@@ -439,10 +439,20 @@ async fn configured_thresholds_are_judged_alike_everywhere() {
     let c = Chatload::start(&cfg).await;
     let range_runs = [("probe", "range_5m"), ("outcome", "ok")];
     let t = Instant::now();
-    while series(&c.scrape().await, "chatload_probe_runs_total", &range_runs).unwrap_or(0.0) < 2.0 {
+    loop {
+        let scrape = c.scrape().await;
+        if series(&scrape, "chatload_probe_runs_total", &range_runs).unwrap_or(0.0) >= 2.0 {
+            break;
+        }
         assert!(
             t.elapsed() < Duration::from_secs(30),
-            "range_5m did not run"
+            "range_5m did not run twice: {}\n{}",
+            scrape
+                .lines()
+                .filter(|l| l.contains("range_5m") && !l.contains("bucket"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            c.log_text()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
