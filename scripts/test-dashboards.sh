@@ -45,6 +45,24 @@ CFG
 timeout $((SCRAPE_SECONDS + 60)) "$BIN" run --config "$work/chatload.toml" 2>"$work/chatload.log" &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+# Our chatload must be the one Prometheus scrapes: if another process holds 127.0.0.1:9742 (say the
+# quick start's), ours exits at once with "failed to listen", and the queries would otherwise "pass"
+# against the other one.
+ours_alive() {
+    if ! kill -0 "$pid" 2>/dev/null; then
+        echo "error: this script's chatload exited ($1); is 127.0.0.1:9742 taken by another process?" >&2
+        cat "$work/chatload.log" >&2
+        exit 1
+    fi
+}
+for _ in $(seq 1 100); do
+    ours_alive "before serving"
+    curl -fsS -o /dev/null http://127.0.0.1:9742/healthz 2>/dev/null && break
+    sleep 0.1
+done
+sleep 1
+ours_alive "after binding"
 echo "chatload (pid $pid) serving 127.0.0.1:9742; letting Prometheus scrape it for ${SCRAPE_SECONDS}s"
 sleep "$SCRAPE_SECONDS"
+ours_alive "while Prometheus scraped it"
 python3 scripts/check_dashboards.py

@@ -423,6 +423,28 @@ mod tests {
         );
     }
 
+    /// Every recording rule has a `promql_expr_test` of its own in the committed promtool tests.
+    #[test]
+    fn every_recording_rule_has_its_own_expression_test() {
+        let rules = generate(&Config::default(), DEFAULT_RUNBOOK_BASE);
+        let tests = include_str!("../deploy/prometheus/rules/chatload-rules.test.yml");
+        let tested: Vec<&str> = tests
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- expr: "))
+            .collect();
+        let records: Vec<&str> = rules
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- record: "))
+            .collect();
+        assert_eq!(records.len(), 18);
+        for r in records {
+            assert!(
+                tested.iter().any(|e| e.contains(&format!("({r},"))),
+                "no promql_expr_test for {r}"
+            );
+        }
+    }
+
     #[test]
     fn every_alert_has_severity_summary_description_and_runbook() {
         let rules = generate(&Config::default(), DEFAULT_RUNBOOK_BASE);

@@ -135,15 +135,32 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, S
     (status, head.to_string(), body.to_string())
 }
 
-/// The value of a metric line (exact series text, e.g. `chatload_backend_up{backend="redis"}`).
-pub fn metric(exposition: &str, series: &str) -> Option<f64> {
-    exposition.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
+/// The value of a series written as `name{k="v",…}` (labels in any order, as the exposition may
+/// sort them), or `None` when no series has exactly that name and label set.
+pub fn metric(exposition: &str, series_text: &str) -> Option<f64> {
+    let (name, labels) = parse_series(series_text);
+    let pairs: Vec<(&str, &str)> = labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    series(exposition, &name, &pairs)
+}
+
+/// `name{k="v",…}` as its name and label pairs.
+fn parse_series(text: &str) -> (String, Vec<(String, String)>) {
+    let Some((name, rest)) = text.split_once('{') else {
+        return (text.to_string(), vec![]);
+    };
+    let labels = rest
+        .trim_end_matches('}')
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').expect("label=\"value\"");
+            (k.trim().to_string(), v.trim().trim_matches('"').to_string())
+        })
+        .collect();
+    (name.to_string(), labels)
 }
 
 /// Poll `/metrics` until `series` has `value`, or panic after `within`.
@@ -274,9 +291,21 @@ impl Chatload {
         http(self.addr, "GET", "/metrics").await.2
     }
 
-    /// The value of one series (0 when absent).
+    /// The value of one series; panics, naming it, when it is absent (a renamed or mislabelled
+    /// series must fail the test, never read as 0).
     pub async fn metric(&self, series: &str) -> f64 {
-        metric(&self.scrape().await, series).unwrap_or(0.0)
+        let scrape = self.scrape().await;
+        metric(&scrape, series).unwrap_or_else(|| {
+            let name = series.split('{').next().unwrap_or(series);
+            panic!(
+                "no series {series} in /metrics; series of that name:\n{}",
+                scrape
+                    .lines()
+                    .filter(|l| l.starts_with(name))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        })
     }
 
     /// Resident memory of the process, bytes.

@@ -274,21 +274,43 @@ async fn a_foreign_keyspace_is_refused_unless_allowed() {
 async fn sigterm_does_not_wait_for_a_probe_run() {
     let _stack = STACK_LOCK.read().await;
     require_stack();
+    let keyspace = "chatload_it_sigterm";
+    let session = crate::common::fresh_keyspace(keyspace).await;
     let probes = crate::common::probes_only(&["ttl_expiry"], "30s");
     let chatload = Chatload::start(&crate::common::config_with(
         CASSANDRA,
         REDIS,
-        "chatload_it",
-        &format!("[traffic]\nwrite_rate = 10.0\nread_rate = 0.0\n{probes}"),
+        keyspace,
+        &format!("[traffic]\nwrite_rate = 1.0\nread_rate = 0.0\n{probes}"),
     ))
     .await;
     wait_for_metric(chatload.addr, SCYLLA_UP, 1.0, Duration::from_secs(30)).await;
-    // The first run starts at once (no jitter) and then sleeps through the row's TTL.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let runs = chatload
-        .metric(r#"chatload_probe_runs_total{probe="ttl_expiry",outcome="ok"}"#)
-        .await;
-    assert_eq!(runs, 0.0, "the run is still in progress");
+    // The first run starts at once (no jitter), writes its row (TTL 2 s), then sleeps through the
+    // TTL and the grace (5 s in all). Wait until its row is there: the run has begun.
+    let started = std::time::Instant::now();
+    let written = format!(
+        "SELECT message_id FROM {keyspace}.chat_messages WHERE message_text = 'ttl_expiry probe' ALLOW FILTERING"
+    );
+    while chatload::backend::scylla::query_first::<(uuid::Uuid,)>(&session, &written)
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the ttl_expiry run never wrote its row"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // …and it has not ended: no outcome is counted yet (every outcome series exists at 0).
+    for outcome in ["ok", "failed", "error", "timeout"] {
+        let runs = chatload
+            .metric(&format!(
+                r#"chatload_probe_runs_total{{probe="ttl_expiry",outcome="{outcome}"}}"#
+            ))
+            .await;
+        assert_eq!(runs, 0.0, "the run is still in progress ({outcome})");
+    }
     let (code, took) = chatload.stop(Duration::from_secs(3)).await;
     eprintln!("exit during a ttl_expiry run took {took:?}");
     assert_eq!(code, Some(0));
