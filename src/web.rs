@@ -414,7 +414,7 @@ mod tests {
                 "unknown field `http_server_config`",
             ),
             ("basic_auth_users: [1, 2]\n", "basic_auth_users"),
-            (": : :\n", ""),
+            (": : :\n", "did not find expected key"),
         ] {
             let f = file(text);
             let e = WebGuard::load(f.path().to_str().unwrap()).unwrap_err();

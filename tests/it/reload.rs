@@ -41,11 +41,44 @@ async fn sighup_applies_a_valid_config_and_an_invalid_one_is_rejected() {
         .replace(
             "keyspace = \"chatload_it_reload\"",
             "keyspace = \"chatload_it_reload_other\"",
-        );
+        )
+        + "[probes.recent_50]\ninterval = \"500ms\"\njitter = \"0s\"\n";
     std::fs::write(c.config.path(), &changed).unwrap();
     signal(c.child.id(), "HUP");
     wait_for(&c, target, 300.0).await;
     wait_for(&c, r#"chatload_config_reload_total{outcome="ok"}"#, 1.0).await;
+    // Applied, not only announced: the achieved write rate and the probe's schedule follow. (±5 %:
+    // the two scrapes' timing and the requests in flight; the old rate was a third of the new.)
+    let ok = r#"chatload_operations_total{backend="scylla",op="write",outcome="ok"}"#;
+    let recent_50_runs = |s: &str| -> f64 {
+        ["ok", "failed", "error", "timeout"]
+            .iter()
+            .map(|o| {
+                crate::common::metric(
+                    s,
+                    &format!(r#"chatload_probe_runs_total{{probe="recent_50",outcome="{o}"}}"#),
+                )
+                .expect("probe run series")
+            })
+            .sum()
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (s1, t1) = (c.scrape().await, Instant::now());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (s2, t2) = (c.scrape().await, Instant::now());
+    let secs = (t2 - t1).as_secs_f64();
+    let value = |s: &str| crate::common::metric(s, ok).expect("write ok series");
+    let achieved = (value(&s2) - value(&s1)) / secs;
+    let runs = recent_50_runs(&s2) - recent_50_runs(&s1);
+    eprintln!("after the reload: {achieved:.1} writes/s, {runs} recent_50 runs in {secs:.1} s");
+    assert!(
+        (achieved / 300.0 - 1.0).abs() < 0.05,
+        "achieved {achieved:.1}/s"
+    );
+    assert!(
+        runs >= 4.0,
+        "recent_50 every 500 ms ran {runs} times in {secs:.1} s"
+    );
     assert_ne!(c.metric("chatload_config_hash").await, hash_before);
     let (_, _, status) = http(c.addr, "GET", "/api/v1/status").await;
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();

@@ -162,7 +162,7 @@ async fn redis_over_tls_with_an_acl_user() {
             "no credentials",
             format!("url = \"rediss://{REDIS_TLS}\"\ntls.ca_file = \"{ca}\""),
             vec![],
-            &["NOAUTH", "Authentication required", "WRONGPASS"],
+            &["NOAUTH"],
         ),
         (
             "plain redis:// to the TLS port",
@@ -170,14 +170,12 @@ async fn redis_over_tls_with_an_acl_user() {
                 "url = \"redis://{REDIS_TLS}\"\nusername = \"chatload\"\npassword_file = \"{password_file}\""
             ),
             vec![],
+            // The TLS port drops a plaintext client; a time-out would be another fault.
             &[
                 "Connection reset",
-                "closed",
-                "timed out",
-                "broken pipe",
+                "connection closed",
                 "Broken pipe",
-                "EOF",
-                "eof",
+                "broken pipe",
             ],
         ),
         (
@@ -186,7 +184,7 @@ async fn redis_over_tls_with_an_acl_user() {
                 "url = \"rediss://{REDIS_TLS}\"\nusername = \"chatload\"\npassword_file = \"{password_file}\"\ntls.ca_file = \"{other_ca}\""
             ),
             vec![],
-            &["UnknownIssuer", "certificate"],
+            &["UnknownIssuer"],
         ),
         (
             "system CA bundle only",
@@ -194,7 +192,7 @@ async fn redis_over_tls_with_an_acl_user() {
                 "url = \"rediss://{REDIS_TLS}\"\nusername = \"chatload\"\npassword_file = \"{password_file}\""
             ),
             vec![],
-            &["UnknownIssuer", "certificate"],
+            &["UnknownIssuer"],
         ),
     ];
     let mut running = Vec::new();
@@ -359,26 +357,25 @@ async fn cassandra_with_password_authenticator_and_client_encryption() {
             "no TLS",
             base(""),
             user_env.to_vec(),
-            &["Connection", "connection", "closed", "broken", "reset"],
+            // The TLS-only port drops a plaintext client; a time-out would be another fault.
+            &[
+                "reset by peer",
+                "connection closed",
+                "Connection closed",
+                "Broken pipe",
+            ],
         ),
         (
             "TLS without a client certificate",
             base(&tls_table("ca.pem", false)),
             user_env.to_vec(),
-            &[
-                "certificate",
-                "Certificate",
-                "handshake",
-                "closed",
-                "reset",
-                "broken",
-            ],
+            &["CertificateRequired"],
         ),
         (
             "server certificate from an unknown CA",
             base(&tls_table("other-ca.pem", true)),
             user_env.to_vec(),
-            &["UnknownIssuer", "certificate"],
+            &["UnknownIssuer"],
         ),
         (
             "wrong password",
@@ -387,18 +384,13 @@ async fn cassandra_with_password_authenticator_and_client_encryption() {
                 ("CHATLOAD_SCYLLA__USERNAME", "chatload_it"),
                 ("CHATLOAD_SCYLLA__PASSWORD", wrong),
             ],
-            &["Authentication", "authentication", "credentials", "Bad"],
+            &["bad credentials"],
         ),
         (
             "no credentials",
             base(&tls_table("ca.pem", true)),
             vec![],
-            &[
-                "Authentication",
-                "authentication",
-                "authenticator",
-                "credentials",
-            ],
+            &["Authentication is required", "requires authentication"],
         ),
     ];
     let mut running = Vec::new();

@@ -245,6 +245,17 @@ async fn redis_killed_mid_run_does_not_slow_scylla_writes() {
         "scylla write rate {write:.1}/s"
     );
     assert!(failures > 1000.0, "redis failures {failures}");
+    // Failures are logged at most once per 10 s per (backend, op), with the count suppressed:
+    // thousands of failures in these 10 s give at most two lines (one may fall just before).
+    let failure_lines = c
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("operation failed") && l.contains("backend=\"redis\""))
+        .count();
+    assert!(
+        (1..=3).contains(&failure_lines),
+        "{failure_lines} 'operation failed' lines for Redis writes"
+    );
     assert_eq!(
         c.metric(&redis_ok).await,
         redis_ok_before,
@@ -346,5 +357,63 @@ async fn cassandra_paused_10s_caps_in_flight_and_recovers() {
         recovery.as_secs_f64()
     );
     assert_rss_bounded(rss_before, rss_after);
+    // Memory stays bounded while the database stalls, not only after it.
+    assert_rss_bounded(rss_before, max_rss);
     assert_eq!(c.stop(Duration::from_secs(10)).await.0, Some(0));
+}
+
+/// SIGTERM lets the requests in flight finish (up to `traffic.drain_timeout`): with Cassandra frozen,
+/// chatload is still running 1 s after the first SIGTERM, and a second SIGTERM ends it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_a_second_signal_exits_at_once() {
+    let _stack = STACK_LOCK.write().await;
+    require_stack();
+    let c = Chatload::start(&config_with(
+        CASSANDRA,
+        REDIS,
+        "chatload_it_drain",
+        &format!(
+            "[traffic]\nwrite_rate = 200.0\nread_rate = 0.0\ndrain_timeout = \"20s\"\n{}",
+            crate::common::probes_only(&[], "1s")
+        ),
+    ))
+    .await;
+    let write_ok = ops_series("scylla", "write", "ok");
+    c.wait_at_least(
+        &write_ok,
+        200.0,
+        Duration::from_secs(30),
+        "traffic did not start",
+    )
+    .await;
+    let pid = cassandra_pid();
+    signal(pid, "STOP");
+    let resume = ResumeOnDrop(pid);
+    tokio::time::sleep(Duration::from_millis(300)).await; // requests pile up in flight
+    let in_flight = c.metric(r#"chatload_in_flight{backend="scylla"}"#).await;
+    assert!(
+        in_flight > 0.0,
+        "requests in flight while Cassandra is frozen"
+    );
+    let mut c = c;
+    signal(c.child.id(), "TERM");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        c.running(),
+        "the first SIGTERM waits for the requests in flight"
+    );
+    signal(c.child.id(), "TERM");
+    let t = Instant::now();
+    while c.running() {
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "a second SIGTERM did not end chatload at once"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(resume);
+    eprintln!(
+        "second SIGTERM: exit after {:?} ({in_flight} in flight)",
+        t.elapsed()
+    );
 }
