@@ -1,12 +1,15 @@
 //! Probes against the real stack: all nine pass on a healthy stack, and each check fails when its
-//! fault is real (an altered table TTL, a row that never expires, a deleted or stale cache entry, a
-//! Redis key whose expiry was removed, Zipf-skewed traffic, a deleted `range_5m` row).
+//! fault is real (an altered or removed table TTL, a row that never expires, a deleted or stale cache
+//! entry, a Redis key whose expiry was removed, Zipf-skewed traffic, a deleted `range_5m` row, a
+//! table in ascending order, a tombstone from the future, rows deleted or written again under the
+//! pagination probe); a run that outlasts its timeout is a `timeout`, and runs never overlap.
 
 use crate::common::{
     CASSANDRA, PROBES as ALL, REDIS, STACK_LOCK, config_with, probes_only, require_stack,
 };
 use chatload::backend::scylla::{connect, query_first};
 use chatload::probes::{redis_cache, redis_ttl, ttl_expiry};
+use chatload::schema;
 use chatload::{Daemon, config};
 use scylla::value::CqlTimestamp;
 use std::path::Path;
@@ -158,6 +161,19 @@ async fn ttl_metadata_fails_when_the_table_ttl_is_altered() {
             .get(),
         0
     );
+    // No default TTL at all: fresh rows carry none, `no_ttl`.
+    s.query_unpaged(
+        format!("ALTER TABLE {keyspace}.chat_messages WITH default_time_to_live = 0"),
+        &[],
+    )
+    .await
+    .unwrap();
+    wait_until(
+        "ttl_metadata to see rows without a TTL",
+        Duration::from_secs(20),
+        || failures(&d, "ttl_metadata", "no_ttl") > 0,
+    )
+    .await;
     token.cancel();
     d.wait().await;
     s.query_unpaged(format!("DROP KEYSPACE {keyspace}"), &[])
@@ -461,6 +477,211 @@ async fn range_5m_fails_when_a_written_row_is_lost() {
     let failed_runs = snapshot.runs["failed"];
     eprintln!("range_5m after the delete: {failed_runs} failed runs, {mismatched} rows missing");
     assert_eq!(mismatched, failed_runs, "one row missing per failed run");
+    token.cancel();
+    d.wait().await;
+}
+
+/// A keyspace of chatload's whose table someone made with the clustering order reversed (oldest
+/// first): `recent_50` and `pagination` both see `wrong_order`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_50_and_pagination_fail_on_a_table_in_ascending_order() {
+    let _stack = STACK_LOCK.read().await;
+    require_stack();
+    let keyspace = "chatload_it_ascending";
+    let s = session(keyspace).await;
+    let text = config_with(CASSANDRA, REDIS, keyspace, "");
+    let cfg = config::load_str(&text, Path::new("t"), []).unwrap();
+    for cql in [
+        format!("DROP KEYSPACE IF EXISTS {keyspace}"),
+        schema::keyspace_cql(&cfg.scylla),
+        schema::owner_table_cql(keyspace),
+        schema::table_cql(&cfg.scylla).replace("timestamp DESC", "timestamp ASC"),
+    ] {
+        s.query_unpaged(cql, &[]).await.unwrap();
+    }
+    let rest = format!(
+        "[traffic]\nwrite_rate = 10.0\nread_rate = 0.0\n{}",
+        probes_only(&["recent_50", "pagination"], "1s")
+    );
+    let (d, token) = start(keyspace, &rest).await;
+    wait_until(
+        "both probes to see the order",
+        Duration::from_secs(30),
+        || {
+            failures(&d, "recent_50", "wrong_order") > 0
+                && failures(&d, "pagination", "wrong_order") > 0
+        },
+    )
+    .await;
+    assert_eq!(runs(&d, "recent_50", "ok"), 0);
+    assert_eq!(runs(&d, "pagination", "ok"), 0);
+    token.cancel();
+    d.wait().await;
+}
+
+/// A partition tombstone with a timestamp an hour ahead (a writer whose clock runs fast deleted the
+/// stream) shadows every later write: `recent_50` does not find its own message, `missing_write`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_50_misses_its_write_behind_a_tombstone_from_the_future() {
+    let _stack = STACK_LOCK.read().await;
+    require_stack();
+    let keyspace = "chatload_it_recent50";
+    let s = session(keyspace).await;
+    let rest = format!(
+        "[traffic]\nwrite_rate = 10.0\nread_rate = 0.0\n{}",
+        probes_only(&["recent_50"], "1s")
+    );
+    let (d, token) = start(keyspace, &rest).await;
+    wait_until("a healthy recent_50 run", Duration::from_secs(30), || {
+        runs(&d, "recent_50", "ok") > 0
+    })
+    .await;
+    assert_eq!(failures(&d, "recent_50", "missing_write"), 0);
+    let stream = d.probes().context().stream("recent_50", 0);
+    let an_hour_ahead_us = (chatload::probes::now_ms() + 3_600_000) * 1000;
+    s.query_unpaged(
+        format!(
+            "DELETE FROM {keyspace}.chat_messages USING TIMESTAMP {an_hour_ahead_us} WHERE stream_id = ?"
+        ),
+        (stream,),
+    )
+    .await
+    .unwrap();
+    wait_until(
+        "recent_50 to miss its own write",
+        Duration::from_secs(15),
+        || failures(&d, "recent_50", "missing_write") > 0,
+    )
+    .await;
+    token.cancel();
+    d.wait().await;
+}
+
+/// The seeded stream of `pagination`, changed under it: a row deleted in the middle is a `gap`, a
+/// message written again under a newer timestamp a `duplicate`, and the older rows deleted a `short`
+/// read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagination_names_a_gap_a_duplicate_and_a_short_read() {
+    let _stack = STACK_LOCK.read().await;
+    require_stack();
+    let keyspace = "chatload_it_pagination";
+    let s = session(keyspace).await;
+    let rest = format!(
+        "[traffic]\nwrite_rate = 10.0\nread_rate = 0.0\n{}",
+        probes_only(&["pagination"], "1s")
+    );
+    let (d, token) = start(keyspace, &rest).await;
+    wait_until("a healthy pagination run", Duration::from_secs(30), || {
+        runs(&d, "pagination", "ok") > 0
+    })
+    .await;
+    let stream = d.probes().context().stream("pagination", 1);
+    let seeded: Vec<(CqlTimestamp, uuid::Uuid)> = s
+        .query_unpaged(
+            format!(
+                "SELECT timestamp, message_id FROM {keyspace}.chat_messages WHERE stream_id = ?"
+            ),
+            (stream,),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows::<(CqlTimestamp, uuid::Uuid)>()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(seeded.len(), 520, "the seeded stream");
+    let table = format!("{keyspace}.chat_messages");
+
+    let (t, id) = seeded[10];
+    s.query_unpaged(
+        format!("DELETE FROM {table} WHERE stream_id = ? AND timestamp = ? AND message_id = ?"),
+        (stream, t, id),
+    )
+    .await
+    .unwrap();
+    wait_until("a gap", Duration::from_secs(15), || {
+        failures(&d, "pagination", "gap") > 0
+    })
+    .await;
+
+    let (_, id) = seeded[20];
+    let newer = CqlTimestamp(seeded[0].0.0 + 1);
+    s.query_unpaged(
+        format!("INSERT INTO {table} (stream_id, timestamp, message_id) VALUES (?, ?, ?)"),
+        (stream, newer, id),
+    )
+    .await
+    .unwrap();
+    wait_until("a duplicate", Duration::from_secs(15), || {
+        failures(&d, "pagination", "duplicate") > 0
+    })
+    .await;
+
+    let short_before = failures(&d, "pagination", "short");
+    s.query_unpaged(
+        format!("DELETE FROM {table} WHERE stream_id = ? AND timestamp <= ?"),
+        (stream, seeded[100].0),
+    )
+    .await
+    .unwrap();
+    wait_until("a short read", Duration::from_secs(15), || {
+        failures(&d, "pagination", "short") > short_before + 300
+    })
+    .await;
+    token.cancel();
+    d.wait().await;
+}
+
+/// Cassandra frozen for 3 s under `recent_50` every 200 ms with a 1 s timeout: runs end as
+/// `timeout`, each observed at its 1 s deadline, and they never overlap (one at a time, so at most
+/// about one per second of the freeze, not one per 200 ms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_past_its_timeout_is_a_timeout_and_runs_never_overlap() {
+    let _stack = STACK_LOCK.write().await;
+    require_stack();
+    let rest = format!(
+        "[traffic]\nwrite_rate = 10.0\nread_rate = 0.0\n{}",
+        probes_only(&["recent_50"], "200ms")
+    )
+    .replace(
+        "[probes.recent_50]\nenabled = true\n",
+        "[probes.recent_50]\nenabled = true\ntimeout = \"1s\"\n",
+    );
+    let (d, token) = start("chatload_it_probe_timeout", &rest).await;
+    wait_until("healthy recent_50 runs", Duration::from_secs(30), || {
+        runs(&d, "recent_50", "ok") >= 3
+    })
+    .await;
+    let histogram = d.metrics().probe_duration.with_label_values(&["recent_50"]);
+    let (timeouts_before, sum_before) =
+        (runs(&d, "recent_50", "timeout"), histogram.get_sample_sum());
+    let all = |d: &Daemon| -> u64 {
+        ["ok", "failed", "error", "timeout"]
+            .iter()
+            .map(|o| runs(d, "recent_50", o))
+            .sum()
+    };
+    let all_before = all(&d);
+    let pid = crate::common::cassandra_pid();
+    crate::common::signal(pid, "STOP");
+    let resume = crate::common::ResumeOnDrop(pid);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during = all(&d) - all_before;
+    let timeouts = runs(&d, "recent_50", "timeout") - timeouts_before;
+    drop(resume);
+    let observed = histogram.get_sample_sum() - sum_before;
+    eprintln!("3 s frozen: {during} runs ended, {timeouts} timeouts, {observed:.2} s observed");
+    assert!(
+        timeouts >= 2,
+        "runs past their 1 s timeout are counted timeout: {timeouts}"
+    );
+    assert!(during <= 4, "one run at a time: {during} runs ended in 3 s");
+    assert!(
+        observed >= timeouts as f64 * 0.999,
+        "each timed-out run is observed at its 1 s deadline: {observed} s for {timeouts}"
+    );
     token.cancel();
     d.wait().await;
 }
