@@ -685,3 +685,43 @@ async fn a_run_past_its_timeout_is_a_timeout_and_runs_never_overlap() {
     token.cancel();
     d.wait().await;
 }
+
+/// The short-lived key that a `redis_ttl` run leaves behind (PX 1000) rewritten without an expiry,
+/// as a client that overwrites cache keys with a plain SET would: the next run finds it still there,
+/// `not_expired`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_ttl_fails_when_a_short_key_does_not_expire() {
+    let _stack = STACK_LOCK.read().await;
+    require_stack();
+    let rest = format!(
+        "[traffic]\nwrite_rate = 10.0\nread_rate = 0.0\n{}",
+        probes_only(&["redis_ttl"], "3s")
+    );
+    let (d, token) = start("chatload_it_probes_rttl_short", &rest).await;
+    wait_until("a healthy redis_ttl run", Duration::from_secs(30), || {
+        runs(&d, "redis_ttl", "ok") > 0
+    })
+    .await;
+    assert_eq!(failures(&d, "redis_ttl", "not_expired"), 0);
+    let (_long, short) = redis_ttl::keys(&d.probes().context().clone());
+    let mut r = redis().await;
+    let _: () = redis::cmd("SET")
+        .arg(&short)
+        .arg("no expiry")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    wait_until(
+        "redis_ttl to find the short key still there",
+        Duration::from_secs(10),
+        || failures(&d, "redis_ttl", "not_expired") > 0,
+    )
+    .await;
+    let _: () = redis::cmd("DEL")
+        .arg(&short)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    token.cancel();
+    d.wait().await;
+}
