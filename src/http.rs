@@ -243,11 +243,18 @@ fn metrics(state: &HttpState) -> Response<Full<Bytes>> {
 }
 
 fn healthz(state: &HttpState) -> Response<Full<Bytes>> {
-    let age = state.health.heartbeat_age();
+    let (status, body) = liveness(&state.health);
+    text(status, body)
+}
+
+/// `/healthz`'s answer: 200 while the scheduler's heartbeat is fresh, 503 once it is older than
+/// [`HEARTBEAT_MAX_AGE`] (a stuck pacer thread: restart me).
+fn liveness(health: &Health) -> (StatusCode, String) {
+    let age = health.heartbeat_age();
     if age <= HEARTBEAT_MAX_AGE {
-        text(StatusCode::OK, "ok\n")
+        (StatusCode::OK, "ok\n".into())
     } else {
-        text(
+        (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("scheduler heartbeat is {:.1}s old\n", age.as_secs_f64()),
         )
@@ -291,6 +298,24 @@ fn response(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A scheduler that stopped beating 20 s ago fails `/healthz`; one that beats passes.
+    #[test]
+    fn a_stale_heartbeat_fails_liveness() {
+        let started_long_ago = Instant::now()
+            .checked_sub(Duration::from_secs(20))
+            .expect("the clock is past 20 s");
+        let h = Health {
+            start: started_long_ago,
+            last_beat_ms: AtomicU64::new(0),
+            ready: AtomicBool::new(true),
+        };
+        let (status, body) = liveness(&h);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body.starts_with("scheduler heartbeat is 20."), "{body}");
+        h.beat();
+        assert_eq!(liveness(&h).0, StatusCode::OK);
+    }
 
     #[test]
     fn heartbeat_age_tracks_beats() {

@@ -161,3 +161,45 @@ async fn hostile_clients_do_not_hurt_the_server() {
     token.cancel();
     d.wait().await;
 }
+
+/// At most `MAX_CONNECTIONS` connections are served at once: with that many idle clients holding
+/// their connections, the next request waits (in the kernel's accept queue), and is answered as soon
+/// as one of them goes away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (d, token) = start_unreachable().await;
+    let addr = d.http_addr();
+    let mut idle = Vec::new();
+    for _ in 0..chatload::http::MAX_CONNECTIONS {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // Let the server accept all of them (and so take every slot).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut waiting = tokio::net::TcpStream::connect(addr).await.unwrap();
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let early =
+        tokio::time::timeout(Duration::from_secs(2), waiting.read_to_end(&mut answer)).await;
+    assert!(
+        early.is_err() && answer.is_empty(),
+        "a connection beyond the cap was served at once: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(idle.pop()); // one slot frees
+    tokio::time::timeout(Duration::from_secs(5), waiting.read_to_end(&mut answer))
+        .await
+        .expect("served once a slot is free")
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(idle);
+    token.cancel();
+    d.wait().await;
+}
