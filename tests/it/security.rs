@@ -531,6 +531,30 @@ async fn own_endpoints_over_tls_with_basic_auth() {
         "MATRIX http TLS + basic auth: 401 without/wrong credentials on every endpoint, 200 with; plain HTTP and unknown CA refused"
     );
 
+    // A client that connects and never starts its TLS handshake is cut off after the same 10 s
+    // as a slow request head, not held open for ever.
+    {
+        use tokio::io::AsyncReadExt;
+        let mut silent = tokio::net::TcpStream::connect(c.addr).await.unwrap();
+        let t = std::time::Instant::now();
+        let mut sink = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(20), silent.read_to_end(&mut sink)).await;
+        assert!(
+            closed.is_ok(),
+            "a silent TLS client was not cut off within 20 s"
+        );
+        assert!(
+            t.elapsed() >= Duration::from_secs(9),
+            "cut off too early: {:?}",
+            t.elapsed()
+        );
+        eprintln!(
+            "MATRIX http silent TLS client cut off after {:?}",
+            t.elapsed()
+        );
+    }
+
     // A new password and client certificates required: a reload swaps the web config in.
     write_web("scrape-Pass-2", true);
     let reload = get(
