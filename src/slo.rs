@@ -402,9 +402,12 @@ pub fn thresholds_outside(cfg: &Config, buckets: &[f64]) -> Vec<String> {
 }
 
 fn has_bound(bounds: &[f64], v: f64) -> bool {
-    bounds
-        .iter()
-        .any(|b| (b - v).abs() <= 1e-12 * v.abs().max(1.0))
+    bounds.iter().any(|b| same_bound(*b, v))
+}
+
+/// Two bucket bounds are the same when they differ by float rounding only.
+fn same_bound(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-12 * b.abs().max(1.0)
 }
 
 /// Export every SLO's threshold as `chatload_slo_objective{slo}`.
@@ -464,10 +467,7 @@ impl BucketCounts {
 
     /// Observations above `t`, when `t` is a bound (exact); `None` otherwise.
     pub fn above(&self, t: f64) -> Option<u64> {
-        let i = self
-            .bounds
-            .iter()
-            .position(|b| (b - t).abs() <= 1e-12 * t.abs().max(1.0))?;
+        let i = self.bounds.iter().position(|b| same_bound(*b, t))?;
         Some(self.count.saturating_sub(self.cumulative[i]))
     }
 
@@ -616,6 +616,110 @@ mod tests {
         assert!(!slo(&cfg, "partition_balance_cv").judge(&unmeasured).pass);
     }
 
+    /// Each SLO says its unit and which way it binds, as `check` and the status page print them.
+    #[test]
+    fn units_and_bounds() {
+        let got: Vec<(&str, &str, &str)> = all(&Config::default())
+            .iter()
+            .map(|s| (s.name, s.unit(), s.bound()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("write_p99", "seconds", "max"),
+                ("write_success", "ratio", "min"),
+                ("throughput_ratio", "ratio", "min"),
+                ("recent_50_p99", "seconds", "max"),
+                ("range_5m_max", "seconds", "max"),
+                ("pagination_page_p99", "seconds", "max"),
+                ("ttl_tolerance", "seconds", "max"),
+                ("partition_balance_cv", "ratio", "max"),
+                ("redis_pubsub_p99", "seconds", "max"),
+            ]
+        );
+    }
+
+    #[test]
+    fn throughput_needs_both_a_time_and_a_target() {
+        let s = slo(&Config::default(), "throughput_ratio");
+        let judge = |seconds, target_rate| {
+            s.judge(&Observed::Throughput {
+                ok: 600,
+                seconds,
+                target_rate,
+            })
+        };
+        assert!(judge(60.0, 10.0).pass);
+        for (secs, target) in [(0.0, 10.0), (60.0, 0.0)] {
+            let j = judge(secs, target);
+            assert!(
+                !j.pass && j.measured.is_none(),
+                "{secs} s, {target}/s: {j:?}"
+            );
+        }
+    }
+
+    /// The probe's own check decides; the note says why, or why a high value was not judged.
+    #[test]
+    fn a_probe_check_passes_on_no_failure_and_says_why_otherwise() {
+        let s = slo(&Config::default(), "partition_balance_cv");
+        let judge = |value, failures| {
+            s.judge(&Observed::Check {
+                value: Some(value),
+                failures,
+            })
+        };
+        let failed = judge(0.3, 2);
+        assert!(!failed.pass);
+        assert_eq!(failed.note.as_deref(), Some("imbalance failed 2 times"));
+        let unjudged = judge(0.3, 0);
+        assert!(unjudged.pass);
+        assert!(
+            unjudged
+                .note
+                .unwrap()
+                .starts_with("not judged by the probe")
+        );
+        let fine = judge(0.1, 0);
+        assert!(fine.pass && fine.note.is_none(), "{fine:?}");
+    }
+
+    #[test]
+    fn counts_since_an_earlier_reading() {
+        let bounds = [0.001, 0.01];
+        let h =
+            Histogram::with_opts(prometheus::HistogramOpts::new("h", "h").buckets(bounds.to_vec()))
+                .unwrap();
+        h.observe(0.0005);
+        let earlier = BucketCounts::of(&h);
+        h.observe(0.005);
+        h.observe(0.5);
+        let since = BucketCounts::of(&h).minus(&earlier);
+        assert_eq!(since.count, 2);
+        assert_eq!(since.cumulative, [0, 1]);
+        assert_eq!(since.above(0.01), Some(1));
+        // Readings of different layouts are not subtracted.
+        let other = histogram(&[0.002], &[0.001]);
+        assert_eq!(BucketCounts::of(&h).minus(&other), BucketCounts::of(&h));
+    }
+
+    #[test]
+    fn objectives_are_exported_as_configured() {
+        let mut cfg = Config::default();
+        cfg.slo.write_p99 = HumanDuration::from_millis(7);
+        let m = crate::metrics::Metrics::new("t");
+        export_objectives(&cfg, &m);
+        let text = String::from_utf8(m.encode()).unwrap();
+        for line in [
+            r#"chatload_slo_objective{slo="write_p99"} 0.007"#,
+            r#"chatload_slo_objective{slo="write_success"} 0.999"#,
+            r#"chatload_slo_objective{slo="range_5m_max"} 0.05"#,
+        ] {
+            assert!(text.contains(line), "{line}");
+        }
+        assert_eq!(text.matches("chatload_slo_objective{").count(), 9);
+    }
+
     #[test]
     fn disabled_probes_have_no_slos() {
         let mut cfg = Config::default();
@@ -632,6 +736,12 @@ mod tests {
         assert!((c.quantile(0.5).unwrap() - 0.0015).abs() < 1e-12);
         assert_eq!(c.above(0.002), Some(0));
         assert_eq!(c.above(0.003), None);
+        // Interpolated inside a bucket that has observations below it.
+        let mut two = vec![0.0005; 50];
+        two.extend([0.0015; 50]);
+        let c = histogram(&[0.001, 0.002], &two);
+        assert!((c.quantile(0.75).unwrap() - 0.0015).abs() < 1e-12);
+        assert!((c.quantile(0.9).unwrap() - 0.0018).abs() < 1e-12);
         let over = histogram(&[0.001], &[5.0; 3]);
         assert_eq!(over.quantile(0.99), Some(0.001));
         assert_eq!(histogram(&[0.001], &[]).quantile(0.5), None);

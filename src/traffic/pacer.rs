@@ -247,6 +247,21 @@ mod tests {
     }
 
     #[test]
+    fn labels_and_rates_read_back() {
+        assert_eq!(Op::Write.label(), "write");
+        assert_eq!(Op::Read.label(), "read");
+        let epoch = Instant::now();
+        assert_eq!(Timetable::new(250.0, epoch).rate(), 250.0);
+        for bad in [f64::NAN, f64::INFINITY, -1.0, 0.0] {
+            let t = Timetable::new(bad, epoch);
+            assert_eq!(t.rate(), 0.0, "{bad}");
+            assert_eq!(t.next_due(), None, "{bad}: nothing is due at rate 0");
+        }
+        let rates = TargetRates::new(3.0, 4.0);
+        assert_eq!((rates.get(Op::Write), rates.get(Op::Read)), (3.0, 4.0));
+    }
+
+    #[test]
     fn rate_change_re_anchors_without_burst_or_gap() {
         let epoch = Instant::now();
         let mut t = Timetable::new(10.0, epoch);
@@ -321,6 +336,30 @@ mod tests {
             // tokio's timer wheel rounds deadlines up to whole milliseconds.
             assert!(d.max_lag <= Duration::from_millis(1), "lag {:?}", d.max_lag);
         }
+    }
+
+    /// Wakes (ticks) per step, with nothing due.
+    struct Ticks(u64);
+
+    impl Dispatch for Ticks {
+        fn dispatch(&mut self, _op: Op, _scheduled: Instant, _now: Instant) {}
+
+        fn tick(&mut self, _now: Instant) {
+            self.0 += 1;
+        }
+    }
+
+    /// At rate 0 the pacer still wakes every `MAX_SLEEP` (to notice a reload), and no more often.
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_pacer_wakes_every_max_sleep() {
+        let token = CancellationToken::new();
+        let start = Instant::now();
+        let pacer = Pacer::new(Arc::new(TargetRates::new(0.0, 0.0)), start, Ticks(0));
+        let run = tokio::spawn(pacer.run_with_tokio(token.clone()));
+        tokio::time::sleep_until(start + Duration::from_millis(1010)).await;
+        token.cancel();
+        let ticks = run.await.unwrap().0;
+        assert_eq!(ticks, 21, "one wake at start, then every 50 ms for 1 s");
     }
 
     #[tokio::test(start_paused = true)]

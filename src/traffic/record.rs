@@ -225,11 +225,6 @@ impl OpRecorder {
         self.due.inc_by(n);
     }
 
-    /// The deadline a failed operation is observed at, at the least.
-    pub fn deadline(&self) -> Duration {
-        self.deadline
-    }
-
     /// `n` due operations ended with `outcome` without being sent (dropped at the in-flight cap, or
     /// no session): count them and observe each at its deadline, so that they weigh in the latency
     /// as what they are for a user, requests that never got an answer in time.
@@ -467,6 +462,66 @@ mod tests {
         // Service time keeps what the server really took, for the ones sent.
         assert_eq!(r.service.get_sample_count(), 4);
         assert!(r.service.get_sample_sum() < 3.01);
+    }
+
+    #[test]
+    fn a_window_counts_only_what_happened_in_it() {
+        let m = Metrics::new("t");
+        let r = OpRecorder::new(&m, "scylla", "write", DEADLINE);
+        let t0 = Instant::now();
+        r.due(3);
+        r.completed(Outcome::Ok, 3, t0, t0, t0 + Duration::from_millis(1));
+        let start = r.begin_window();
+        r.due(5);
+        r.completed(Outcome::Ok, 4, t0, t0, t0 + Duration::from_millis(2));
+        r.not_sent(Outcome::Dropped, 1);
+        let w = r.snapshot().minus_counts(&start);
+        assert_eq!((w.due, w.total()), (5, 5));
+        assert_eq!((w.get(Outcome::Ok), w.get(Outcome::Dropped)), (4, 1));
+        assert_eq!(w.buckets.count, 5);
+        // The HDR histograms were emptied at the window's start: 4 at 2 ms and 1 at 2 s.
+        assert_eq!(w.duration.count, 5);
+        let mean = (4.0 * 0.002 + 2.0) / 5.0;
+        assert!((w.duration.mean - mean).abs() < 0.001, "{:?}", w.duration);
+    }
+
+    /// Failures are logged once per interval; the others are counted to be reported with the next.
+    #[test]
+    fn failure_logs_are_rate_limited() {
+        let m = Metrics::new("t");
+        let r = OpRecorder::new(&m, "redis", "write", DEADLINE);
+        for _ in 0..5 {
+            assert_eq!(r.failed(Outcome::Error, &"refused"), Outcome::Error);
+        }
+        assert!(
+            r.last_log_ms.load(Ordering::Relaxed) > 0,
+            "the first was logged"
+        );
+        assert_eq!(
+            r.suppressed.load(Ordering::Relaxed),
+            4,
+            "the next four were not"
+        );
+        // An interval later the next one is logged again, and reports the four.
+        let interval = ERROR_LOG_INTERVAL.as_millis() as u64;
+        let mut later = OpRecorder::new(&m, "redis", "write", DEADLINE);
+        later.start = Instant::now()
+            .checked_sub(Duration::from_secs(100))
+            .expect("the clock is past 100 s");
+        later.log_failure(Outcome::Error, &"refused");
+        let first = later.last_log_ms.load(Ordering::Relaxed);
+        assert!(first > 100_000, "{first}");
+        later.log_failure(Outcome::Error, &"refused");
+        assert_eq!(later.suppressed.load(Ordering::Relaxed), 1);
+        later
+            .last_log_ms
+            .store(first - interval - 1, Ordering::Relaxed);
+        later.log_failure(Outcome::Error, &"refused");
+        assert_eq!(
+            later.suppressed.load(Ordering::Relaxed),
+            0,
+            "logged again after the interval, with the suppressed count"
+        );
     }
 
     #[test]
