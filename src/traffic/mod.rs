@@ -17,7 +17,8 @@
 //! holds back the database writes, and the other way round.
 //!
 //! Operations are counted per *message*: a batch of 10 that succeeds adds 10 to
-//! `chatload_operations_total{outcome="ok"}` and one observation to the latency histograms.
+//! `chatload_operations_total{outcome="ok"}` and 10 observations to the latency histograms, so a
+//! histogram's count always equals the operations counted (see [`record`]).
 
 pub mod pacer;
 pub mod record;
