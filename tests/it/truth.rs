@@ -9,6 +9,7 @@ use crate::common::{
     config_with, must, probes_only, prometheus_query, prometheus_value, repo, require_stack,
     series, signal,
 };
+use chatload::traffic::record::Outcome;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -326,23 +327,17 @@ async fn a_stalled_chatload_sends_late_or_observes_at_the_deadline() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let read = |s: &str| {
-        let counted: f64 = [
-            "ok",
-            "error",
-            "timeout",
-            "overloaded",
-            "unavailable",
-            "dropped",
-        ]
-        .iter()
-        .map(|o| {
-            must(
-                s,
-                "chatload_operations_total",
-                &[write[0], write[1], ("outcome", o)],
-            )
-        })
-        .sum();
+        let counted: f64 = Outcome::ALL
+            .iter()
+            .map(|o| o.label())
+            .map(|o| {
+                must(
+                    s,
+                    "chatload_operations_total",
+                    &[write[0], write[1], ("outcome", o)],
+                )
+            })
+            .sum();
         let bucket = |le: &str| {
             must(
                 s,
