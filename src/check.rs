@@ -133,9 +133,20 @@ impl Measured {
     }
 }
 
+impl Measured {
+    /// Take the gauges that probes set (TTL drift, partition balance), each only when a run of its
+    /// probe in the window measured it: a gauge nobody set in the window is no data, not a value.
+    pub fn read_probe_gauges(&mut self, metrics: &Metrics) {
+        self.ttl_drift = measured_by_a_run(self.probes.get("ttl_metadata"))
+            .then(|| metrics.ttl_drift.with_label_values(&["scylla"]).get());
+        self.partition_balance_cv = measured_by_a_run(self.probes.get("partition_balance"))
+            .then(|| metrics.partition_balance_cv.get());
+    }
+}
+
 /// Whether a probe's runs in the window measured its gauge (a run that passed or failed its checks
 /// did; one that timed out or could not run did not).
-pub fn measured_by_a_run(p: Option<&ProbeSnapshot>) -> bool {
+fn measured_by_a_run(p: Option<&ProbeSnapshot>) -> bool {
     p.is_some_and(|p| {
         ["ok", "failed"]
             .iter()
@@ -337,7 +348,7 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
     }
     let window = traffic.snapshot().minus_counts(&start_snapshot);
     let probes = daemon.probes().snapshot();
-    let measured = Measured {
+    let mut measured = Measured {
         traffic: window.clone(),
         probe_buckets: probe_buckets(&cfg, &metrics)
             .into_iter()
@@ -346,14 +357,12 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
                 (k, v.minus(&before))
             })
             .collect(),
-        ttl_drift: measured_by_a_run(probes.get("ttl_metadata"))
-            .then(|| metrics.ttl_drift.with_label_values(&["scylla"]).get()),
-        partition_balance_cv: measured_by_a_run(probes.get("partition_balance"))
-            .then(|| metrics.partition_balance_cv.get()),
         probes,
         seconds,
         target_write_rate: instance_rate(cfg.traffic.write_rate, &cfg),
+        ..Default::default()
     };
+    measured.read_probe_gauges(&metrics);
     let backends = metrics.backend_descriptions();
     stop(daemon).await;
 

@@ -7,7 +7,7 @@
 //! judge as `chatload check`: probes included, so a probe that failed an hour ago is not failing now.
 //! The page has no external assets and refreshes itself every 10 s.
 
-use crate::check::{Measured, SloRow, evaluate, human_seconds, measured_by_a_run};
+use crate::check::{Measured, SloRow, evaluate, human_seconds};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::probes::{ProbeScheduler, ProbeSnapshot};
@@ -140,17 +140,17 @@ impl StatusBoard {
             .collect();
         let buckets =
             BucketCounts::of(&m.operation_duration.with_label_values(&["scylla", "write"]));
-        let probes = crate::probes::all(&self.cfg())
+        let probes = self
+            .probes
+            .checks()
             .iter()
-            .map(|p| {
-                let name = p.name();
+            .map(|(&name, checks)| {
                 let sample = ProbeSample {
                     runs: crate::probes::OUTCOMES
                         .iter()
                         .map(|o| (*o, m.probe_runs.with_label_values(&[name, o]).get()))
                         .collect(),
-                    check_failures: p
-                        .checks()
+                    check_failures: checks
                         .iter()
                         .map(|c| {
                             (
@@ -293,10 +293,7 @@ impl StatusBoard {
             );
             measured.probe_buckets.insert(name, buckets);
         }
-        measured.ttl_drift = measured_by_a_run(measured.probes.get("ttl_metadata"))
-            .then(|| m.ttl_drift.with_label_values(&["scylla"]).get());
-        measured.partition_balance_cv = measured_by_a_run(measured.probes.get("partition_balance"))
-            .then(|| m.partition_balance_cv.get());
+        measured.read_probe_gauges(m);
         measured
     }
 }

@@ -357,6 +357,8 @@ struct ProbeState {
 pub struct ProbeScheduler {
     ctx: Arc<ProbeContext>,
     states: BTreeMap<&'static str, Arc<Mutex<ProbeState>>>,
+    /// Each probe's `check` labels.
+    checks: BTreeMap<&'static str, &'static [&'static str]>,
 }
 
 impl ProbeScheduler {
@@ -372,9 +374,10 @@ impl ProbeScheduler {
             m.ttl_drift.with_label_values(&[backend]);
         }
         m.probe_writes_unknown.with_label_values(&[range_5m::NAME]);
-        let mut states = BTreeMap::new();
+        let (mut states, mut checks) = (BTreeMap::new(), BTreeMap::new());
         for probe in all(&ctx.cfg()) {
             let name = probe.name();
+            checks.insert(name, probe.checks());
             m.probe_success.with_label_values(&[name]).set(0);
             for o in OUTCOMES {
                 m.probe_runs.with_label_values(&[name, o]);
@@ -391,7 +394,16 @@ impl ProbeScheduler {
             // Disabled probes have a loop too, idle until a reload enables them.
             tracker.spawn(run_loop(probe, ctx.clone(), state, shutdown.child_token()));
         }
-        Self { ctx, states }
+        Self {
+            ctx,
+            states,
+            checks,
+        }
+    }
+
+    /// Every probe's name with its `check` labels.
+    pub fn checks(&self) -> &BTreeMap<&'static str, &'static [&'static str]> {
+        &self.checks
     }
 
     /// What the probes share (their stream ids and key names derive from it).
