@@ -218,9 +218,11 @@ pub async fn apply(session: &Session, cfg: &ScyllaConfig) -> Result<ApplyReport,
         guard(session, cfg).await?;
     }
     let had_table = had_keyspace && describe_table(session, &cfg.keyspace).await?.is_some();
+    // A keyspace we create, or an empty one the guard let us claim, is marked as ours before
+    // anything else goes in (an empty one left unmarked would be refused once it has a table).
+    let claim = !had_keyspace || has_no_tables(session, &cfg.keyspace).await?;
     let mut statements = vec![keyspace_cql(cfg)];
-    if !had_keyspace {
-        // Ours: mark it before anything else goes in.
+    if claim {
         statements.push(owner_table_cql(&cfg.keyspace));
         statements.push(format!(
             "INSERT INTO {}.{OWNER_TABLE} (owner, created_at, version) VALUES ('chatload', toTimestamp(now()), '{}')",

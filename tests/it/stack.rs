@@ -214,6 +214,14 @@ async fn a_foreign_keyspace_is_refused_unless_allowed() {
         "an empty keyspace is claimed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // …and marked, so that it stays ours once it holds the table.
+    let again = run(&["schema", "apply", "--config", f.path().to_str().unwrap()]);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "a claimed keyspace is accepted again: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     session.query_unpaged(drop.clone(), &[]).await.unwrap();
     // Someone else's keyspace, with a table of the same shape.
     session

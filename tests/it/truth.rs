@@ -431,6 +431,7 @@ async fn configured_thresholds_are_judged_alike_everywhere() {
             probes_only(&["range_5m"], "1s")
         ),
     );
+    crate::common::fresh_keyspace("chatload_it_truth_slo").await;
     let c = Chatload::start(&cfg).await;
     let range_runs = [("probe", "range_5m"), ("outcome", "ok")];
     let t = Instant::now();
