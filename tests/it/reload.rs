@@ -19,7 +19,8 @@ async fn wait_for(c: &Chatload, series: &str, value: f64) {
 
 #[tokio::test]
 async fn sighup_applies_a_valid_config_and_an_invalid_one_is_rejected() {
-    let _stack = STACK_LOCK.read().await;
+    // It measures an achieved rate: alone on the stack, like the other rate tests.
+    let _stack = STACK_LOCK.write().await;
     require_stack();
     let c = Chatload::start(&config_with(
         CASSANDRA,
@@ -62,7 +63,17 @@ async fn sighup_applies_a_valid_config_and_an_invalid_one_is_rejected() {
             })
             .sum()
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A run already scheduled on the old interval (5 s) keeps its time; the new one applies from
+    // the run after it. Wait for that run, then count.
+    let before = recent_50_runs(&c.scrape().await);
+    let t = Instant::now();
+    while recent_50_runs(&c.scrape().await) <= before {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no recent_50 run after the reload"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (s1, t1) = (c.scrape().await, Instant::now());
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (s2, t2) = (c.scrape().await, Instant::now());
