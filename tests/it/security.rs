@@ -369,7 +369,9 @@ async fn cassandra_with_password_authenticator_and_client_encryption() {
             "TLS without a client certificate",
             base(&tls_table("ca.pem", false)),
             user_env.to_vec(),
-            &["CertificateRequired"],
+            // TLS 1.3: the server's alert, or, when it closes before the client reads the alert,
+            // a reset on the client's next write (seen in a full run).
+            &["CertificateRequired", "Connection reset by peer"],
         ),
         (
             "server certificate from an unknown CA",
