@@ -1,6 +1,6 @@
 //! `chatload generate alerts`: Prometheus recording and alerting rules derived from `[slo]`.
 //!
-//! Every SLO comes from the SLO model ([`crate::slo`]): a latency SLO alerts on the share of
+//! Every SLO comes from the SLO model ([`crate::measure::slo`]): a latency SLO alerts on the share of
 //! observations above its threshold (counted at the bucket bound that every threshold is), the same
 //! judgement `chatload check` and the status page make.
 //!
@@ -18,7 +18,7 @@
 //! `deploy/prometheus/rules/chatload-rules.yml` is exactly the output for `config/chatload.toml`.
 
 use crate::config::{Config, HumanDuration};
-use crate::slo::{self, Slo, WINDOW_PROMQL};
+use crate::measure::slo::{self, Slo, WINDOW_PROMQL};
 use std::fmt::Write as _;
 
 /// The `job` label chatload is scraped under (the bundled scrape configs use it).

@@ -1,41 +1,34 @@
 //! chatload keeps steady synthetic chat traffic flowing into a ScyllaDB + Redis chat backend, probes
 //! TTL enforcement and query latency on a schedule, and exposes everything as Prometheus metrics.
 //!
-//! Modules:
-//! - [`cli`]: the command line (`run`, `check`, `schema`, `config check`) and exit codes;
-//! - [`check`]: the bounded run that judges the traffic against the SLOs (a pipeline gate);
-//! - [`alerts`]: Prometheus recording and alerting rules generated from the SLOs;
-//! - [`config`]: the TOML config, `CHATLOAD_*` environment overrides, validation with key paths;
-//! - [`daemon`]: starts and stops everything; [`daemon::run`] takes a shutdown token;
-//! - [`http`]: `/metrics`, `/healthz`, `/readyz` and the status page (hyper 1);
-//! - [`web`]: TLS and basic auth on those endpoints, from a Prometheus-style web config file;
-//! - [`tls`]: the crypto provider and PEM files turned into rustls configurations;
-//! - [`status`]: the status page and `/api/v1/status`: SLOs, probes, backends, 15-minute charts;
-//! - [`metrics`]: every metric name, help text and bucket layout;
-//! - [`slo`]: the SLO model: every SLO once, judged the same in `check`, rules, status page;
-//! - [`backend`]: the ScyllaDB session and Redis connection, and their health loops;
-//! - [`schema`]: the keyspace and `chat_messages` table, printed or applied;
-//! - [`traffic`]: the open-loop pacer and the chat workload it drives into ScyllaDB and Redis;
-//! - [`probes`]: scheduled TTL, query, pagination, balance and Redis checks, each an SLI;
-//! - [`reload`]: SIGHUP and `POST /-/reload` swap in a new configuration;
-//! - [`logging`]: `tracing` output as text or JSON.
+//! Layers, from the ground up; each imports only the ones below it (`tests/layers.rs` checks):
+//! 1. [`tls`]: PEM files turned into rustls configurations;
+//! 2. [`web`]: TLS and basic auth for chatload's endpoints, from a Prometheus-style web config file;
+//! 3. [`config`]: the TOML config, `CHATLOAD_*` environment overrides, validation with key paths;
+//! 4. [`chat`]: the domain: messages, streams, senders, the workload; the table's CQL and the Redis
+//!    key layout, owned once;
+//! 5. [`measure`]: metrics, operation recorders, histograms and percentiles, the SLO model;
+//! 6. [`store`]: the ScyllaDB session and Redis connection, their health loops, the schema in the
+//!    database (it reports health into `measure`, so it sits above it);
+//! 7. [`traffic`] and [`probes`]: the open-loop pacer and the scheduled checks; never each other;
+//! 8. [`report`] and [`alerts`]: judging a measured window into SLO rows and rendering them (text,
+//!    JSON, the status page); Prometheus rules from the same SLO model;
+//! 9. [`daemon`]: starts and stops everything; `/metrics`, `/healthz`, `/readyz`, the status page's
+//!    sampler, reload;
+//! 10. [`cli`]: the command line and `chatload check`; the only place that turns results into exit
+//!     codes.
 
 #![warn(missing_docs)]
 
 pub mod alerts;
-pub mod backend;
-pub mod check;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod http;
-pub mod logging;
-pub mod metrics;
+pub mod measure;
 pub mod probes;
-pub mod reload;
-pub mod schema;
-pub mod slo;
-pub mod status;
+pub mod report;
+pub mod store;
 pub mod tls;
 pub mod traffic;
 pub mod web;

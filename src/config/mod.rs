@@ -807,6 +807,11 @@ pub fn redact_url(url: &str) -> String {
     )
 }
 
+/// This instance's share of a total rate (`instance.count` instances share the traffic).
+pub fn instance_rate(total: f64, cfg: &Config) -> f64 {
+    total / f64::from(cfg.instance.count.max(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

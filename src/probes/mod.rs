@@ -21,14 +21,14 @@ pub mod redis_ttl;
 pub mod ttl_expiry;
 pub mod ttl_metadata;
 
-use crate::backend::redis::RedisError;
-use crate::backend::scylla::ScyllaError;
-use crate::backend::{RedisBackend, ScyllaBackend};
+use crate::chat::table::{self, COLUMNS};
+use crate::chat::workload::{Message, MessageType, Sender};
 use crate::config::{Config, HumanDuration, ProbeConfig};
-use crate::metrics::Metrics;
-use crate::traffic::record::{Percentiles, exact_histogram, micros};
-use crate::traffic::scylla_ops::{self, COLUMNS};
-use crate::traffic::workload::{Message, MessageType, Sender};
+use crate::measure::metrics::Metrics;
+use crate::measure::record::{Percentiles, exact_histogram, micros};
+use crate::store::redis::RedisError;
+use crate::store::scylla::ScyllaError;
+use crate::store::{RedisBackend, ScyllaBackend};
 use futures::future::BoxFuture;
 use rand::Rng;
 use scylla::client::session::Session;
@@ -165,7 +165,7 @@ pub struct ProbeStatements {
 
 impl ProbeStatements {
     async fn prepare(session: &Session, keyspace: &str) -> Result<Self, ProbeError> {
-        let t = format!("{keyspace}.{}", crate::schema::TABLE);
+        let t = format!("{keyspace}.{}", crate::chat::table::TABLE);
         let p = |cql: String| async move {
             session.prepare(cql.as_str()).await.map_err(|e| {
                 ProbeError::from(ScyllaError::Prepare {
@@ -268,9 +268,9 @@ impl ProbeContext {
         self.statements
             .get_or_try_init(|| async {
                 // The traffic creates the schema too; whoever comes first wins (IF NOT EXISTS).
-                crate::schema::guard(&session, &self.cfg().scylla).await?;
+                crate::store::schema::guard(&session, &self.cfg().scylla).await?;
                 if self.cfg().scylla.create_schema {
-                    crate::schema::apply(&session, &self.cfg().scylla).await?;
+                    crate::store::schema::apply(&session, &self.cfg().scylla).await?;
                 }
                 ProbeStatements::prepare(&session, &self.cfg().scylla.keyspace)
                     .await
@@ -302,7 +302,7 @@ impl ProbeContext {
     pub async fn write(&self, m: &Message, ttl: Option<u32>) -> Result<(), ProbeError> {
         let session = self.session()?;
         let st = self.statements().await?;
-        let r = scylla_ops::row(m);
+        let r = table::row(m);
         let result = match ttl {
             None => session.execute_unpaged(&st.insert_default_ttl, r).await,
             Some(ttl) => {
@@ -600,11 +600,6 @@ fn record_run(name: &'static str, run: &RunRecord, m: &Metrics, state: &Mutex<Pr
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    crate::traffic::wall_clock_ms()
-}
-
 /// Time `fut`, returning its output and how long it took.
 pub async fn timed<T>(fut: impl Future<Output = T>) -> (T, Duration) {
     let t = Instant::now();
@@ -625,7 +620,7 @@ mod tests {
         assert_ne!(base, probe_stream(1, 0, "recent_50", 1));
         assert_eq!(base, probe_stream(1, 0, "recent_50", 0));
         // Never a traffic stream.
-        assert!(crate::traffic::workload::stream_index(&base).is_none());
+        assert!(crate::chat::workload::stream_index(&base).is_none());
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! `duplicate`, a timestamp going up a `wrong_order`, fewer than 10 full pages `short`. Each page's
 //! latency is measured.
 
-use super::{Probe, ProbeContext, ProbeError, Verdict, cql_error, now_ms, timed};
+use super::{Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
+use crate::chat::now_ms;
 use futures::future::BoxFuture;
 use scylla::response::{PagingState, PagingStateResponse};
 use scylla::value::CqlTimestamp;

@@ -7,8 +7,9 @@
 //! run is a mismatch only when it finds fewer rows than the confirmed writes in the window, or more
 //! than the confirmed plus the unknown ones; real loss of a confirmed write still fails.
 
-use super::{PROBE_ROW_TTL, Probe, ProbeContext, ProbeError, Verdict, cql_error, now_ms, timed};
-use crate::backend::scylla::ScyllaError;
+use super::{PROBE_ROW_TTL, Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
+use crate::chat::now_ms;
+use crate::store::scylla::ScyllaError;
 use futures::future::BoxFuture;
 use prometheus::IntCounter;
 use scylla::errors::ExecutionError;

@@ -5,8 +5,9 @@
 //! left (an entry deleted or evicted since is `missing`; a different newest entry is `stale`), then
 //! writes a new message and compares again. `chatload_redis_cache_consistent` is 1 when both agree.
 
-use super::{PROBE_ROW_TTL, Probe, ProbeContext, ProbeError, Verdict, cql_error, now_ms, timed};
-use crate::traffic::redis_ops::{CachedMessage, RedisSide, cache_key};
+use super::{PROBE_ROW_TTL, Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
+use crate::chat::cache::{CachedMessage, RedisSide, cache_key};
+use crate::chat::now_ms;
 use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
 use uuid::Uuid;
@@ -100,7 +101,7 @@ impl Probe for RedisCache {
                 .query_async::<()>(&mut conn)
                 .await
                 .map_err(|cause| {
-                    ProbeError::Redis(crate::backend::redis::RedisError::Command {
+                    ProbeError::Redis(crate::store::redis::RedisError::Command {
                         command: "LPUSH",
                         cause,
                     })

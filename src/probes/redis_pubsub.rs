@@ -32,7 +32,7 @@ impl RedisPubsub {
     /// A probe for `cfg.redis.url`.
     pub fn new(cfg: &Config) -> Self {
         Self {
-            client: crate::backend::redis::client(&cfg.redis).ok(),
+            client: crate::store::redis::client(&cfg.redis).ok(),
             subscriber: tokio::sync::Mutex::new(None),
         }
     }
@@ -66,7 +66,7 @@ pub fn channel(ctx: &ProbeContext) -> String {
 }
 
 fn redis_error(command: &'static str, cause: redis::RedisError) -> ProbeError {
-    ProbeError::Redis(crate::backend::redis::RedisError::Command { command, cause })
+    ProbeError::Redis(crate::store::redis::RedisError::Command { command, cause })
 }
 
 /// How the messages of one run fared.

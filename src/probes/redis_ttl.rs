@@ -7,7 +7,7 @@
 //! (`PX 1000`, left behind at the end of each run) must be gone (`not_expired`).
 
 use super::{Probe, ProbeContext, ProbeError, Verdict, timed};
-use crate::backend::redis::RedisBackend;
+use crate::store::redis::RedisBackend;
 use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

@@ -8,8 +8,9 @@
 //! `table_default_ttl` (the table's default differs from the expectation), `no_ttl` (no TTL at all).
 //! Its rows use the table's default TTL, so its stream rotates daily to stay small.
 
-use super::{Probe, ProbeContext, ProbeError, Verdict, cql_error, now_ms, timed};
-use crate::backend::scylla::ScyllaError;
+use super::{Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
+use crate::chat::now_ms;
+use crate::store::scylla::ScyllaError;
 use futures::future::BoxFuture;
 use scylla::value::CqlTimestamp;
 
@@ -61,7 +62,7 @@ impl Probe for TtlMetadata {
             let tolerance = ctx.cfg().slo.ttl_tolerance.get().as_secs_f64();
             let mut v = Verdict::default();
 
-            let table = crate::schema::describe_table(&session, ks)
+            let table = crate::store::schema::describe_table(&session, ks)
                 .await?
                 .ok_or_else(|| {
                     ProbeError::Other(format!("table {ks}.chat_messages does not exist"))

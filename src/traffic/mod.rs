@@ -2,9 +2,9 @@
 //! cache and fan-out of each message.
 //!
 //! - [`pacer`]: the open-loop timetable and the dedicated thread that keeps it;
-//! - [`workload`]: streams, senders, messages (seeded);
-//! - [`scylla_ops`], [`redis_ops`]: the requests themselves and their error sorting;
-//! - [`record`]: outcomes and latency histograms;
+//! - [`scylla_ops`], [`redis_ops`]: the requests themselves and their error sorting (the messages
+//!   and their CQL and Redis layout are the chat's: [`crate::chat`]);
+//! - [`crate::measure::record`] counts each operation and observes its latency;
 //! - [`timer`]: the timerfd that wakes the pacer with microsecond precision.
 //!
 //! The traffic runs on a thread of its own (`chatload-traffic`) with a single-threaded tokio runtime,
@@ -18,33 +18,31 @@
 //!
 //! Operations are counted per *message*: a batch of 10 that succeeds adds 10 to
 //! `chatload_operations_total{outcome="ok"}` and 10 observations to the latency histograms, so a
-//! histogram's count always equals the operations counted (see [`record`]).
+//! histogram's count always equals the operations counted (see [`crate::measure::record`]).
 
 pub mod pacer;
-pub mod record;
 pub mod redis_ops;
 pub mod scylla_ops;
 pub mod timer;
-pub mod workload;
 
-use crate::backend::{Backoff, RedisBackend};
+use crate::chat::cache::RedisSide;
+use crate::chat::workload::{Message, Workload};
 use crate::config::{Config, WriteMode};
-use crate::http::Health;
-use crate::metrics::Metrics;
+use crate::measure::health::Health;
+use crate::measure::metrics::Metrics;
+use crate::measure::record::{LagRecorder, OpRecorder, Outcome};
+use crate::store::{Backoff, RedisBackend};
 use pacer::{Dispatch, Op, Pacer, TargetRates, TokioSleeper};
 use prometheus::IntGauge;
-use record::{LagRecorder, OpRecorder, Outcome};
-use redis_ops::RedisSide;
 use scylla::client::session::Session;
 use scylla_ops::Statements;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
-use workload::{Message, Workload};
 
 /// The session with the traffic's statements prepared on it.
 pub struct Prepared {
@@ -146,7 +144,10 @@ impl Dispatch for Dispatcher {
     fn dispatch(&mut self, op: Op, scheduled: Instant, _now: Instant) {
         match op {
             Op::Write => {
-                let messages = Arc::new(self.workload.messages(self.batch_size, wall_clock_ms()));
+                let messages = Arc::new(
+                    self.workload
+                        .messages(self.batch_size, crate::chat::now_ms()),
+                );
                 self.write_scylla(messages.clone(), scheduled);
                 if self.shared.redis_side.enabled() {
                     self.write_redis(messages, scheduled);
@@ -285,23 +286,13 @@ pub fn launch<R>(
     });
 }
 
-/// Milliseconds since the Unix epoch (the `timestamp` of new messages).
-pub fn wall_clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// This instance's share of a total rate.
-pub fn instance_rate(total: f64, cfg: &Config) -> f64 {
-    total / f64::from(cfg.instance.count.max(1))
-}
-
 /// Operations per second the pacer schedules for `op`: writes are batches in batch mode.
 fn op_rate(cfg: &Config, op: Op) -> f64 {
     match op {
-        Op::Write => instance_rate(cfg.traffic.write_rate, cfg) / batch_size(cfg) as f64,
-        Op::Read => instance_rate(cfg.traffic.read_rate, cfg),
+        Op::Write => {
+            crate::config::instance_rate(cfg.traffic.write_rate, cfg) / batch_size(cfg) as f64
+        }
+        Op::Read => crate::config::instance_rate(cfg.traffic.read_rate, cfg),
     }
 }
 
@@ -316,13 +307,13 @@ fn batch_size(cfg: &Config) -> usize {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct TrafficSnapshot {
     /// Message writes to ScyllaDB.
-    pub scylla_write: record::OpSnapshot,
+    pub scylla_write: crate::measure::record::OpSnapshot,
     /// "Newest 50" reads from ScyllaDB.
-    pub scylla_read: record::OpSnapshot,
+    pub scylla_read: crate::measure::record::OpSnapshot,
     /// The Redis side of message writes.
-    pub redis_write: record::OpSnapshot,
+    pub redis_write: crate::measure::record::OpSnapshot,
     /// How late requests were sent (at the send, per request).
-    pub schedule_lag: record::Percentiles,
+    pub schedule_lag: crate::measure::record::Percentiles,
 }
 
 impl TrafficSnapshot {
@@ -408,8 +399,8 @@ impl Traffic {
         info!(
             seed,
             streams = workload.streams().len(),
-            write_rate = instance_rate(cfg.traffic.write_rate, cfg),
-            read_rate = instance_rate(cfg.traffic.read_rate, cfg),
+            write_rate = crate::config::instance_rate(cfg.traffic.write_rate, cfg),
+            read_rate = crate::config::instance_rate(cfg.traffic.read_rate, cfg),
             instance = cfg.instance.index,
             instances = cfg.instance.count,
             "traffic starting"
@@ -451,10 +442,10 @@ impl Traffic {
         let m = &self.metrics;
         m.target_rate
             .with_label_values(&["write"])
-            .set(instance_rate(cfg.traffic.write_rate, cfg));
+            .set(crate::config::instance_rate(cfg.traffic.write_rate, cfg));
         m.target_rate
             .with_label_values(&["read"])
-            .set(instance_rate(cfg.traffic.read_rate, cfg));
+            .set(crate::config::instance_rate(cfg.traffic.read_rate, cfg));
     }
 
     /// Counts and latency percentiles of every (backend, op) so far.
@@ -477,7 +468,7 @@ impl Traffic {
             scylla_write: s.scylla_write.begin_window(),
             scylla_read: s.scylla_read.begin_window(),
             redis_write: s.redis_write.begin_window(),
-            schedule_lag: record::Percentiles::default(),
+            schedule_lag: crate::measure::record::Percentiles::default(),
         }
     }
 
@@ -583,21 +574,21 @@ async fn prepare_statements(shared: Arc<Shared>, cfg: Config, shutdown: Cancella
                     let password = cfg
                         .scylla
                         .password()
-                        .map_err(crate::backend::scylla::ScyllaError::Password)?;
-                    let s = Arc::new(crate::backend::scylla::connect(&cfg.scylla, password).await?);
+                        .map_err(crate::store::scylla::ScyllaError::Password)?;
+                    let s = Arc::new(crate::store::scylla::connect(&cfg.scylla, password).await?);
                     session = Some(s.clone());
                     s
                 }
             };
-            crate::schema::guard(&s, &cfg.scylla).await?;
+            crate::store::schema::guard(&s, &cfg.scylla).await?;
             if cfg.scylla.create_schema {
-                let report = crate::schema::apply(&s, &cfg.scylla).await?;
+                let report = crate::store::schema::apply(&s, &cfg.scylla).await?;
                 for d in &report.differences {
                     warn!(difference = %d, "the existing chat_messages table differs from chatload's; left unchanged");
                 }
             }
             let statements = Statements::prepare(&s, &cfg.scylla.keyspace, ttl, batch).await?;
-            Ok::<_, crate::backend::scylla::ScyllaError>(Prepared {
+            Ok::<_, crate::store::scylla::ScyllaError>(Prepared {
                 session: s,
                 statements,
             })
@@ -626,7 +617,7 @@ async fn prepare_statements(shared: Arc<Shared>, cfg: Config, shutdown: Cancella
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metrics;
+    use crate::measure::metrics::Metrics;
 
     /// A dispatcher like the real one, whose request is a fake backend: one connection (a gate),
     /// 1 ms of service per request, except that the request scheduled at `stall_at` holds the

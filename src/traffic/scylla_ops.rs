@@ -1,38 +1,21 @@
 //! The traffic's CQL: a prepared INSERT (or UNLOGGED BATCH of them) and the "newest 50" read,
 //! and the sorting of driver errors into `outcome` label values.
 
-use super::record::Outcome;
-use super::workload::Message;
-use crate::backend::scylla::ScyllaError;
-use crate::schema::TABLE;
+use crate::chat::table::{Row, insert_cql, recent_cql, row};
+use crate::chat::workload::Message;
+use crate::measure::record::Outcome;
+use crate::store::scylla::ScyllaError;
 use scylla::client::session::Session;
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
-use scylla::value::CqlTimestamp;
 use uuid::Uuid;
-
-/// The columns of `chat_messages`, in the order the statements bind them.
-pub const COLUMNS: &str = "stream_id, timestamp, message_id, sender_id, sender_display_name, message_text, moderation_status, message_type";
 
 /// The traffic's prepared statements.
 pub struct Statements {
     insert: PreparedStatement,
     batch: Option<Batch>,
     recent: PreparedStatement,
-}
-
-/// The INSERT's CQL; `ttl_secs` adds `USING TTL` (else the table's default TTL applies).
-pub fn insert_cql(keyspace: &str, ttl_secs: Option<u64>) -> String {
-    let using = ttl_secs
-        .map(|t| format!(" USING TTL {t}"))
-        .unwrap_or_default();
-    format!("INSERT INTO {keyspace}.{TABLE} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?){using}")
-}
-
-/// The read: the newest 50 messages of a stream, as a chat client opening it does.
-pub fn recent_cql(keyspace: &str) -> String {
-    format!("SELECT {COLUMNS} FROM {keyspace}.{TABLE} WHERE stream_id = ? LIMIT 50")
 }
 
 async fn prepare_one(session: &Session, cql: String) -> Result<PreparedStatement, ScyllaError> {
@@ -68,32 +51,6 @@ impl Statements {
             recent,
         })
     }
-}
-
-/// The bind values of one message, in [`COLUMNS`] order.
-pub type Row<'a> = (
-    Uuid,
-    CqlTimestamp,
-    Uuid,
-    Uuid,
-    &'a str,
-    &'a str,
-    &'a str,
-    &'a str,
-);
-
-/// The bind values of `m`.
-pub fn row(m: &Message) -> Row<'_> {
-    (
-        m.stream_id,
-        CqlTimestamp(m.timestamp_ms),
-        m.message_id,
-        m.sender.id,
-        &m.sender.display_name,
-        &m.text,
-        m.moderation_status,
-        m.message_type.as_str(),
-    )
 }
 
 /// Write `messages`: one INSERT, or one UNLOGGED BATCH when there are several (all of one stream).
@@ -214,16 +171,5 @@ mod tests {
         for (err, want) in cases {
             assert_eq!(classify(&err), want, "{err}");
         }
-    }
-
-    #[test]
-    fn cql_has_the_columns_and_optional_ttl() {
-        assert_eq!(
-            insert_cql("ks", None),
-            "INSERT INTO ks.chat_messages (stream_id, timestamp, message_id, sender_id, sender_display_name, \
-             message_text, moderation_status, message_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        );
-        assert!(insert_cql("ks", Some(3600)).ends_with(" USING TTL 3600"));
-        assert!(recent_cql("ks").ends_with("FROM ks.chat_messages WHERE stream_id = ? LIMIT 50"));
     }
 }

@@ -197,7 +197,7 @@ pub async fn fresh_keyspace(keyspace: &str) -> scylla::client::session::Session 
         [],
     )
     .unwrap();
-    let session = chatload::backend::scylla::connect(&cfg.scylla, None)
+    let session = chatload::store::scylla::connect(&cfg.scylla, None)
         .await
         .expect("connect to the local Cassandra");
     session

@@ -171,7 +171,7 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
     let (d, token) = start_unreachable().await;
     let addr = d.http_addr();
     let mut idle = Vec::new();
-    for _ in 0..chatload::http::MAX_CONNECTIONS {
+    for _ in 0..chatload::daemon::http::MAX_CONNECTIONS {
         idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
     }
     // Let the server accept all of them (and so take every slot).

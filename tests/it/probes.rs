@@ -7,9 +7,9 @@
 use crate::common::{
     CASSANDRA, PROBES as ALL, REDIS, STACK_LOCK, config_with, probes_only, require_stack,
 };
-use chatload::backend::scylla::{connect, query_first};
+use chatload::chat::table;
 use chatload::probes::{redis_cache, redis_ttl, ttl_expiry};
-use chatload::schema;
+use chatload::store::scylla::{connect, query_first};
 use chatload::{Daemon, config};
 use scylla::value::CqlTimestamp;
 use std::path::Path;
@@ -198,8 +198,8 @@ async fn ttl_expiry_fails_when_a_row_does_not_expire() {
     .await;
 
     let ctx = d.probes().context().clone();
-    let written = chatload::probes::now_ms() - 60_000;
-    let stream = ttl_expiry::streams(&ctx, chatload::probes::now_ms())[0];
+    let written = chatload::chat::now_ms() - 60_000;
+    let stream = ttl_expiry::streams(&ctx, chatload::chat::now_ms())[0];
     let s = session(keyspace).await;
     s.query_unpaged(
         format!(
@@ -248,7 +248,7 @@ async fn redis_cache_fails_when_the_entry_is_deleted_or_stale() {
     )
     .await;
     let ctx = d.probes().context().clone();
-    let key = chatload::traffic::redis_ops::cache_key(keyspace, &redis_cache::stream(&ctx));
+    let key = chatload::chat::cache::cache_key(keyspace, &redis_cache::stream(&ctx));
     let mut r = redis().await;
 
     let _: () = redis::cmd("DEL")
@@ -493,9 +493,9 @@ async fn recent_50_and_pagination_fail_on_a_table_in_ascending_order() {
     let cfg = config::load_str(&text, Path::new("t"), []).unwrap();
     for cql in [
         format!("DROP KEYSPACE IF EXISTS {keyspace}"),
-        schema::keyspace_cql(&cfg.scylla),
-        schema::owner_table_cql(keyspace),
-        schema::table_cql(&cfg.scylla).replace("timestamp DESC", "timestamp ASC"),
+        table::keyspace_cql(&cfg.scylla),
+        table::owner_table_cql(keyspace),
+        table::table_cql(&cfg.scylla).replace("timestamp DESC", "timestamp ASC"),
     ] {
         s.query_unpaged(cql, &[]).await.unwrap();
     }
@@ -538,7 +538,7 @@ async fn recent_50_misses_its_write_behind_a_tombstone_from_the_future() {
     .await;
     assert_eq!(failures(&d, "recent_50", "missing_write"), 0);
     let stream = d.probes().context().stream("recent_50", 0);
-    let an_hour_ahead_us = (chatload::probes::now_ms() + 3_600_000) * 1000;
+    let an_hour_ahead_us = (chatload::chat::now_ms() + 3_600_000) * 1000;
     s.query_unpaged(
         format!(
             "DELETE FROM {keyspace}.chat_messages USING TIMESTAMP {an_hour_ahead_us} WHERE stream_id = ?"

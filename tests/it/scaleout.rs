@@ -3,9 +3,9 @@
 use crate::common::{
     CASSANDRA, Chatload, REDIS, STACK_LOCK, config_with, ops_series, require_stack,
 };
-use chatload::backend::scylla::connect;
+use chatload::chat::workload::stream_index;
 use chatload::config;
-use chatload::traffic::workload::stream_index;
+use chatload::store::scylla::connect;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};

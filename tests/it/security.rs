@@ -123,7 +123,7 @@ async fn redis_over_tls_with_an_acl_user() {
         },
         ..Default::default()
     };
-    let client = chatload::backend::redis::client(&cfg).unwrap();
+    let client = chatload::store::redis::client(&cfg).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("chatload:stream:*:recent")
@@ -266,7 +266,7 @@ async fn cassandra_with_password_authenticator_and_client_encryption() {
     let admin_cfg = secure_scylla("cassandra", "cassandra");
     let t = Instant::now();
     let admin = loop {
-        match chatload::backend::scylla::connect(&admin_cfg, Some("cassandra".into())).await {
+        match chatload::store::scylla::connect(&admin_cfg, Some("cassandra".into())).await {
             Ok(s) => break s,
             Err(e) => {
                 assert!(

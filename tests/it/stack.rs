@@ -4,8 +4,10 @@ use crate::common::{
     CASSANDRA, Chatload, REDIS, REDIS_UP, SCYLLA_UP, STACK_LOCK, closed_port, config_file,
     fresh_keyspace, http, metric, ops_series, require_stack, run, test_config, wait_for_metric,
 };
-use chatload::backend::scylla;
-use chatload::{Daemon, config, schema};
+use chatload::chat::table;
+use chatload::store::schema;
+use chatload::store::scylla;
+use chatload::{Daemon, config};
 use std::path::Path;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -73,7 +75,7 @@ async fn schema_apply_is_idempotent_and_matches_the_spec() {
             ("message_id".to_string(), "asc".to_string())
         ]
     );
-    assert_eq!(info, schema::expected_table(&cfg.scylla));
+    assert_eq!(info, table::expected_table(&cfg.scylla));
 
     // A table that differs is reported, never altered.
     session
@@ -203,7 +205,7 @@ async fn a_foreign_keyspace_is_refused_unless_allowed() {
     // An empty keyspace (a chatload killed between CREATE KEYSPACE and its marker leaves one):
     // nobody's data, so it is claimed.
     session
-        .query_unpaged(schema::keyspace_cql(&cfg.scylla), &[])
+        .query_unpaged(table::keyspace_cql(&cfg.scylla), &[])
         .await
         .unwrap();
     let f = config_file(&test_config(CASSANDRA, REDIS, keyspace));
@@ -225,11 +227,11 @@ async fn a_foreign_keyspace_is_refused_unless_allowed() {
     session.query_unpaged(drop.clone(), &[]).await.unwrap();
     // Someone else's keyspace, with a table of the same shape.
     session
-        .query_unpaged(schema::keyspace_cql(&cfg.scylla), &[])
+        .query_unpaged(table::keyspace_cql(&cfg.scylla), &[])
         .await
         .unwrap();
     session
-        .query_unpaged(schema::table_cql(&cfg.scylla), &[])
+        .query_unpaged(table::table_cql(&cfg.scylla), &[])
         .await
         .unwrap();
 
@@ -275,7 +277,7 @@ async fn a_foreign_keyspace_is_refused_unless_allowed() {
     std::mem::drop(c);
     let rows = scylla::query_first::<(i64,)>(
         &session,
-        &format!("SELECT COUNT(*) FROM {keyspace}.{}", schema::TABLE),
+        &format!("SELECT COUNT(*) FROM {keyspace}.{}", table::TABLE),
     )
     .await
     .unwrap();
@@ -310,9 +312,9 @@ async fn a_foreign_keyspace_is_refused_unless_allowed() {
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );
-    let owner = chatload::backend::scylla::query_first::<(String,)>(
+    let owner = chatload::store::scylla::query_first::<(String,)>(
         &session,
-        &format!("SELECT owner FROM {keyspace}.{}", schema::OWNER_TABLE),
+        &format!("SELECT owner FROM {keyspace}.{}", table::OWNER_TABLE),
     )
     .await
     .unwrap();
@@ -342,7 +344,7 @@ async fn sigterm_does_not_wait_for_a_probe_run() {
         "SELECT message_id FROM {keyspace}.chat_messages WHERE message_text = 'ttl_expiry probe' ALLOW FILTERING"
     );
     // (An error is "not yet": chatload may not have created the keyspace.)
-    while chatload::backend::scylla::query_first::<(uuid::Uuid,)>(&session, &written)
+    while chatload::store::scylla::query_first::<(uuid::Uuid,)>(&session, &written)
         .await
         .ok()
         .flatten()

@@ -28,7 +28,7 @@ async fn status_page_renders_in_headless_chromium() {
         [],
     )
     .unwrap();
-    let session = chatload::backend::scylla::connect(&cfg0.scylla, None)
+    let session = chatload::store::scylla::connect(&cfg0.scylla, None)
         .await
         .unwrap();
     session

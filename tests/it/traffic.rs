@@ -7,8 +7,8 @@ use crate::common::{
     cassandra_pid, closed_port, config_with, failures, fresh_keyspace, ops_series, rate_over,
     require_stack, signal, watch,
 };
-use chatload::backend::scylla::query_first;
-use chatload::metrics::Metrics;
+use chatload::measure::metrics::Metrics;
+use chatload::store::scylla::query_first;
 use chatload::{Daemon, config};
 use redis::AsyncCommands;
 use scylla::statement::Statement;

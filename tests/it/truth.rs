@@ -9,7 +9,7 @@ use crate::common::{
     config_with, must, probes_only, prometheus_query, prometheus_value, repo, require_stack,
     series, signal,
 };
-use chatload::traffic::record::Outcome;
+use chatload::measure::record::Outcome;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -11,9 +11,9 @@
 //! effective configuration.
 
 use crate::config::{self, Config};
-use crate::metrics::Metrics;
+use crate::daemon::status::StatusBoard;
+use crate::measure::metrics::Metrics;
 use crate::probes::ProbeScheduler;
-use crate::status::StatusBoard;
 use crate::traffic::Traffic;
 use crate::web::{WebCell, WebGuard};
 use std::path::PathBuf;
@@ -105,7 +105,8 @@ impl Reloader {
         let loaded = loaded.map_err(|e| e.to_string()).and_then(|new| {
             // Histogram buckets are fixed when the process starts; a latency threshold that is not
             // one of them could not be judged exactly, so it waits for a restart (rejected whole).
-            let outside = crate::slo::thresholds_outside(&new, self.metrics.latency_buckets());
+            let outside =
+                crate::measure::slo::thresholds_outside(&new, self.metrics.latency_buckets());
             if !outside.is_empty() {
                 return Err(format!(
                     "{}: not a latency bucket bound of the running process (the bounds are set \
@@ -141,7 +142,7 @@ impl Reloader {
         self.traffic.set_rates(&effective);
         self.probes.context().set_cfg(effective.clone());
         self.board.set_cfg(effective.clone());
-        crate::slo::export_objectives(&effective, &self.metrics);
+        crate::measure::slo::export_objectives(&effective, &self.metrics);
         self.metrics.config_hash.set(effective.hash() as f64);
         self.metrics.config_reload.with_label_values(&["ok"]).inc();
         info!(

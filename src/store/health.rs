@@ -1,16 +1,7 @@
-//! Connections to the two backends and the health loops that keep `chatload_backend_up` true to reality.
-//!
-//! Neither backend has to be reachable for chatload to start: the ScyllaDB session is (re)built in the
-//! background with backoff and published through a watch channel, and the Redis connection manager
-//! connects lazily. A backend that is down is a metric and a log line, never a reason to exit.
+//! Backend health: a loop per backend that keeps `chatload_backend_up` (and `chatload_backend_info`)
+//! true to reality, and the backoff every reconnect uses.
 
-pub mod redis;
-pub mod scylla;
-
-pub use self::redis::RedisBackend;
-pub use self::scylla::ScyllaBackend;
-
-use crate::metrics::Metrics;
+use crate::measure::metrics::Metrics;
 use rand::Rng;
 use std::fmt::Display;
 use std::sync::Arc;

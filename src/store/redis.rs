@@ -1,6 +1,6 @@
 //! The Redis connection: a connection manager that connects lazily and reconnects by itself.
 
-use super::HealthCheck;
+use super::health::HealthCheck;
 use crate::config::{RedisConfig, redact_url};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::time::Duration;

@@ -14,7 +14,7 @@
 //! they never decide it. Nothing is judged without data: no observation is "no data", which fails.
 
 use crate::config::Config;
-use crate::metrics::LATENCY_BUCKETS;
+use crate::measure::metrics::LATENCY_BUCKETS;
 use prometheus::Histogram;
 use std::time::Duration;
 
@@ -411,7 +411,7 @@ fn same_bound(a: f64, b: f64) -> bool {
 }
 
 /// Export every SLO's threshold as `chatload_slo_objective{slo}`.
-pub fn export_objectives(cfg: &Config, metrics: &crate::metrics::Metrics) {
+pub fn export_objectives(cfg: &Config, metrics: &crate::measure::metrics::Metrics) {
     for slo in all(cfg) {
         metrics
             .slo_objective
@@ -707,7 +707,7 @@ mod tests {
     fn objectives_are_exported_as_configured() {
         let mut cfg = Config::default();
         cfg.slo.write_p99 = HumanDuration::from_millis(7);
-        let m = crate::metrics::Metrics::new("t");
+        let m = crate::measure::metrics::Metrics::new("t");
         export_objectives(&cfg, &m);
         let text = String::from_utf8(m.encode()).unwrap();
         for line in [

@@ -1,40 +1,23 @@
-//! `chatload check`: run the traffic for a bounded time and judge it against the `[slo]` section —
-//! the pipeline gate. Exit 0 when every SLO passes, 1 on any breach, 3 when the database cannot be
-//! reached at all.
+//! Judging and reporting: a measured window ([`Measured`]) judged against the SLO model
+//! ([`crate::measure::slo`]) gives one [`SloRow`] per SLO; `chatload check` wraps them into a
+//! [`Report`] (rendered by [`text`] or as JSON) and the status page ([`status_page`]) renders the
+//! same rows. Nothing here runs anything: it takes snapshots and returns values.
 //!
-//! The warm-up (connections, JIT of the server, caches) is excluded: counters are taken as deltas
-//! from its end and the exact (HDR) latency histograms are reset then. Percentiles are exact, not
-//! interpolated from Prometheus buckets. A progress line goes to stderr every 5 s; the report goes to
-//! stdout, as text or as one JSON document.
+//! Percentiles are exact (HDR), not interpolated from Prometheus buckets; verdicts count the
+//! observations above each threshold at a bucket bound.
 
-use crate::config::{Config, HumanDuration};
-use crate::daemon::Daemon;
-use crate::metrics::Metrics;
+pub mod status_page;
+pub mod text;
+
+use crate::config::Config;
+use crate::measure::metrics::Metrics;
+use crate::measure::record::{HDR_SIGNIFICANT_DIGITS, OpSnapshot, Outcome, Percentiles};
+pub use crate::measure::slo::human_seconds;
+use crate::measure::slo::{self, BucketCounts, Indicator, Judgement, Observed, Slo};
 use crate::probes::ProbeSnapshot;
-pub use crate::slo::human_seconds;
-use crate::slo::{self, BucketCounts, Indicator, Judgement, Observed, Slo};
-use crate::traffic::record::{HDR_SIGNIFICANT_DIGITS, OpSnapshot, Outcome, Percentiles};
-use crate::traffic::{TrafficSnapshot, instance_rate};
+use crate::traffic::TrafficSnapshot;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::time::Duration;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-
-/// How often progress is printed.
-pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
-/// How long the database may take to answer before `check` gives up with exit code 3.
-pub const CONNECT_WAIT: Duration = Duration::from_secs(30);
-
-/// Output format of the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// A table for people.
-    Text,
-    /// One JSON document.
-    Json,
-}
 
 /// One row of the report: an SLO, its target, what was measured, and the verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -210,7 +193,7 @@ pub struct Report {
     pub pass: bool,
 }
 
-/// Judge the measured window against the SLO model of `cfg` (see [`crate::slo`]): one row per
+/// Judge the measured window against the SLO model of `cfg` (see [`crate::measure::slo`]): one row per
 /// SLO of the traffic and of each enabled probe, then one per enabled probe (every run must pass).
 /// Nothing measured fails.
 pub fn evaluate(cfg: &Config, m: &Measured) -> Vec<SloRow> {
@@ -239,31 +222,8 @@ pub fn evaluate(cfg: &Config, m: &Measured) -> Vec<SloRow> {
     rows
 }
 
-/// In a bounded run every probe runs at least three times: its interval is capped at a third of
-/// the duration (and its jitter at a quarter of the interval).
-pub fn compress_probe_intervals(cfg: &mut Config, duration: Duration) {
-    let cap = HumanDuration((duration / 3).max(Duration::from_secs(1)));
-    let p = &mut cfg.probes;
-    for (interval, jitter) in [
-        (&mut p.ttl_metadata.interval, &mut p.ttl_metadata.jitter),
-        (&mut p.ttl_expiry.interval, &mut p.ttl_expiry.jitter),
-        (&mut p.recent_50.interval, &mut p.recent_50.jitter),
-        (&mut p.range_5m.interval, &mut p.range_5m.jitter),
-        (&mut p.pagination.interval, &mut p.pagination.jitter),
-        (
-            &mut p.partition_balance.interval,
-            &mut p.partition_balance.jitter,
-        ),
-        (&mut p.redis_ttl.interval, &mut p.redis_ttl.jitter),
-        (&mut p.redis_cache.interval, &mut p.redis_cache.jitter),
-        (&mut p.redis_pubsub.interval, &mut p.redis_pubsub.jitter),
-    ] {
-        *interval = (*interval).min(cap);
-        *jitter = (*jitter).min(HumanDuration(interval.get() / 4));
-    }
-}
-
-fn op_report(
+/// One (backend, op) over the measured window, against the window's start (`at_start`).
+pub fn op_report(
     backend: &'static str,
     op: &'static str,
     s: &OpSnapshot,
@@ -287,179 +247,6 @@ fn op_report(
     }
 }
 
-/// Run the check; returns the exit code.
-pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: Format) -> u8 {
-    // A gate needs no fixed port: serve the endpoints on an ephemeral loopback one.
-    cfg.http.listen = "127.0.0.1:0".parse().expect("valid address");
-    compress_probe_intervals(&mut cfg, duration);
-    let shutdown = CancellationToken::new();
-    let daemon = match Daemon::start(cfg.clone(), shutdown.clone()).await {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return crate::cli::EXIT_USAGE;
-        }
-    };
-    let stop = |daemon: Daemon| async {
-        shutdown.cancel();
-        daemon.wait().await;
-    };
-
-    let t0 = Instant::now();
-    while !daemon.traffic().is_prepared() {
-        if t0.elapsed() > CONNECT_WAIT {
-            eprintln!(
-                "error: could not reach ScyllaDB at {} within {}s (or prepare the statements there); see the log above",
-                cfg.scylla.hosts.join(","),
-                CONNECT_WAIT.as_secs()
-            );
-            stop(daemon).await;
-            return crate::cli::EXIT_UNREACHABLE;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let traffic = daemon.traffic();
-    eprintln!(
-        "chatload check: {}s of traffic after a {}s warm-up (writes {}/s, reads {}/s)",
-        duration.as_secs_f64(),
-        warmup.as_secs_f64(),
-        instance_rate(cfg.traffic.write_rate, &cfg),
-        instance_rate(cfg.traffic.read_rate, &cfg),
-    );
-    tokio::time::sleep(warmup).await;
-    daemon.probes().reset();
-    let metrics = daemon.metrics().clone();
-    let start_snapshot = traffic.begin_window();
-    let start_probe_buckets = probe_buckets(&cfg, &metrics);
-    let start = Instant::now();
-    let mut previous = (start, start_snapshot.clone());
-    while start.elapsed() < duration {
-        let left = duration.saturating_sub(start.elapsed());
-        tokio::time::sleep(left.min(PROGRESS_EVERY)).await;
-        let now = (Instant::now(), traffic.snapshot());
-        eprintln!("{}", progress_line(&start_snapshot, &previous, &now, start));
-        previous = now;
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    // Stop scheduling and let the requests in flight finish, so that every operation made due in
-    // the window is counted with its outcome and observed.
-    if !traffic.stop().await {
-        eprintln!("warning: requests were still in flight after traffic.drain_timeout");
-    }
-    let window = traffic.snapshot().minus_counts(&start_snapshot);
-    let probes = daemon.probes().snapshot();
-    let mut measured = Measured {
-        traffic: window.clone(),
-        probe_buckets: probe_buckets(&cfg, &metrics)
-            .into_iter()
-            .map(|(k, v)| {
-                let before = start_probe_buckets.get(k).cloned().unwrap_or_default();
-                (k, v.minus(&before))
-            })
-            .collect(),
-        probes,
-        seconds,
-        target_write_rate: instance_rate(cfg.traffic.write_rate, &cfg),
-        ..Default::default()
-    };
-    measured.read_probe_gauges(&metrics);
-    let backends = metrics.backend_descriptions();
-    stop(daemon).await;
-
-    let slos = evaluate(&cfg, &measured);
-    let report = Report {
-        version: env!("CARGO_PKG_VERSION"),
-        duration_seconds: seconds,
-        warmup_seconds: warmup.as_secs_f64(),
-        target_write_rate: instance_rate(cfg.traffic.write_rate, &cfg),
-        target_read_rate: instance_rate(cfg.traffic.read_rate, &cfg),
-        backends,
-        pass: slos.iter().all(|r| r.pass),
-        slos,
-        probes: measured.probes,
-        operations: vec![
-            op_report(
-                "scylla",
-                "write",
-                &window.scylla_write,
-                &start_snapshot.scylla_write,
-                seconds,
-            ),
-            op_report(
-                "scylla",
-                "read",
-                &window.scylla_read,
-                &start_snapshot.scylla_read,
-                seconds,
-            ),
-            op_report(
-                "redis",
-                "write",
-                &window.redis_write,
-                &start_snapshot.redis_write,
-                seconds,
-            ),
-        ],
-        schedule_lag: window.schedule_lag,
-        precision: precision(),
-        in_flight_at_start: [
-            &start_snapshot.scylla_write,
-            &start_snapshot.scylla_read,
-            &start_snapshot.redis_write,
-        ]
-        .iter()
-        .map(|s| s.due.saturating_sub(s.total()))
-        .sum(),
-    };
-    match format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serializes")
-        ),
-        Format::Text => print!("{}", render_text(&report)),
-    }
-    if report.pass {
-        crate::cli::EXIT_OK
-    } else {
-        crate::cli::EXIT_FAILURE
-    }
-}
-
-fn progress_line(
-    first: &TrafficSnapshot,
-    (t_prev, prev): &(Instant, TrafficSnapshot),
-    (t_now, now): &(Instant, TrafficSnapshot),
-    start: Instant,
-) -> String {
-    let secs = (*t_now - *t_prev).as_secs_f64().max(1e-9);
-    let rate =
-        |a: &OpSnapshot, b: &OpSnapshot| (a.get(Outcome::Ok) - b.get(Outcome::Ok)) as f64 / secs;
-    let failures = |s: &OpSnapshot| {
-        [
-            Outcome::Error,
-            Outcome::Timeout,
-            Outcome::Overloaded,
-            Outcome::Unavailable,
-        ]
-        .iter()
-        .map(|o| s.get(*o))
-        .sum::<u64>()
-    };
-    let all = |s: &TrafficSnapshot, f: &dyn Fn(&OpSnapshot) -> u64| {
-        f(&s.scylla_write) + f(&s.scylla_read) + f(&s.redis_write)
-    };
-    format!(
-        "[{:>4.0}s] writes {:>9.1}/s  reads {:>8.1}/s  redis {:>9.1}/s  errors {:>6}  drops {:>6}  write p99 {}",
-        (*t_now - start).as_secs_f64(),
-        rate(&now.scylla_write, &prev.scylla_write),
-        rate(&now.scylla_read, &prev.scylla_read),
-        rate(&now.redis_write, &prev.redis_write),
-        all(now, &failures) - all(first, &failures),
-        all(now, &|s| s.get(Outcome::Dropped)) - all(first, &|s| s.get(Outcome::Dropped)),
-        human_seconds(now.scylla_write.duration.p99),
-    )
-}
-
 /// What the report says of its percentiles.
 pub fn precision() -> String {
     format!(
@@ -478,143 +265,6 @@ pub fn probe_buckets(cfg: &Config, metrics: &Metrics) -> BTreeMap<&'static str, 
             (name, BucketCounts::of(&h))
         })
         .collect()
-}
-
-fn human(value: f64, unit: &str) -> String {
-    match unit {
-        "seconds" => human_seconds(value),
-        _ => format!("{:.3} %", value * 100.0),
-    }
-}
-
-/// The report as a table.
-pub fn render_text(r: &Report) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "\nchatload {} check: {:.1}s measured after {:.0}s warm-up; target {}/s writes, {}/s reads",
-        r.version, r.duration_seconds, r.warmup_seconds, r.target_write_rate, r.target_read_rate
-    );
-    for (backend, what) in &r.backends {
-        let _ = writeln!(out, "  {backend}: {what}");
-    }
-    let _ = writeln!(
-        out,
-        "\n{:<24} {:>12} {:>14}  result",
-        "SLO", "target", "measured"
-    );
-    for row in &r.slos {
-        let op = if row.bound == "max" { "<=" } else { ">=" };
-        let note = row
-            .note
-            .as_deref()
-            .map(|n| format!("  ({n})"))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{:<24} {op}{:>10} {:>14}  {}{note}",
-            row.slo,
-            human(row.target, row.unit),
-            row.measured
-                .map_or_else(|| "n/a".to_string(), |m| human(m, row.unit)),
-            if row.pass { "PASS" } else { "FAIL" }
-        );
-    }
-    if !r.probes.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n{:<18} {:>5} {:>7} {:>6} {:>8} {:>10} {:>10} {:>10}",
-            "probe", "ok", "failed", "error", "timeout", "p50", "p99", "max"
-        );
-        for (name, p) in r.probes.iter().filter(|(_, p)| !p.runs.is_empty()) {
-            let c = |k: &str| p.runs.get(k).copied().unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "{name:<18} {:>5} {:>7} {:>6} {:>8} {:>10} {:>10} {:>10}",
-                c("ok"),
-                c("failed"),
-                c("error"),
-                c("timeout"),
-                human_seconds(p.latency.p50),
-                human_seconds(p.latency.p99),
-                human_seconds(p.latency.max),
-            );
-        }
-    }
-    let _ = writeln!(
-        out,
-        "\n{:<13} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "operation",
-        "due",
-        "total",
-        "ok",
-        "error",
-        "timeout",
-        "overld",
-        "unavail",
-        "dropped",
-        "ok/s",
-        "p50",
-        "p90",
-        "p99",
-        "p99.9",
-        "max"
-    );
-    for o in &r.operations {
-        let c = |k: &str| o.outcomes.get(k).copied().unwrap_or(0);
-        let l = &o.latency;
-        let _ = writeln!(
-            out,
-            "{:<13} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>10.1} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            format!("{} {}", o.backend, o.op),
-            o.due,
-            o.total,
-            c("ok"),
-            c("error"),
-            c("timeout"),
-            c("overloaded"),
-            c("unavailable"),
-            c("dropped"),
-            o.ok_per_second,
-            human_seconds(l.p50),
-            human_seconds(l.p90),
-            human_seconds(l.p99),
-            human_seconds(l.p999),
-            human_seconds(l.max),
-        );
-    }
-    let _ = writeln!(
-        out,
-        "(latency from the scheduled start, every due operation counted: one that failed or was \
-         dropped at no less than its deadline; service time from the send is in --format json)"
-    );
-    let _ = writeln!(out, "precision: {}", r.precision);
-    let lag = &r.schedule_lag;
-    let _ = writeln!(
-        out,
-        "schedule lag: p50 {}, p99 {}, p99.9 {}, max {}",
-        human_seconds(lag.p50),
-        human_seconds(lag.p99),
-        human_seconds(lag.p999),
-        human_seconds(lag.max)
-    );
-    let failed: Vec<&str> = r
-        .slos
-        .iter()
-        .filter(|s| !s.pass)
-        .map(|s| s.slo.as_str())
-        .collect();
-    if failed.is_empty() {
-        let _ = writeln!(out, "\nRESULT: PASS (all {} SLOs met)", r.slos.len());
-    } else {
-        let _ = writeln!(
-            out,
-            "\nRESULT: FAIL ({} breached: {})",
-            failed.len(),
-            failed.join(", ")
-        );
-    }
-    out
 }
 
 #[cfg(test)]
@@ -852,21 +502,6 @@ mod tests {
     }
 
     #[test]
-    fn probe_intervals_are_compressed_into_the_run() {
-        let mut cfg = Config::default();
-        compress_probe_intervals(&mut cfg, Duration::from_secs(30));
-        for (name, p) in cfg.probes.iter() {
-            assert!(p.interval.get() <= Duration::from_secs(10), "{name}");
-            assert!(p.jitter.get() <= p.interval.get() / 4, "{name}");
-        }
-        assert_eq!(
-            cfg.probes.recent_50.interval.get(),
-            Duration::from_secs(5),
-            "shorter ones are kept"
-        );
-    }
-
-    #[test]
     fn text_report_marks_failed_rows_and_says_how_precise_it_is() {
         let cfg = Config::default();
         let mut m = healthy(&cfg);
@@ -893,7 +528,7 @@ mod tests {
             precision: precision(),
             in_flight_at_start: 0,
         };
-        let text = render_text(&r);
+        let text = text::render_text(&r);
         assert!(
             text.contains("write_p99") && text.contains("5.10 ms") && text.contains("FAIL"),
             "{text}"

@@ -2,13 +2,18 @@
 //! is the scheduler `/healthz` watches), and an orderly shutdown when the token given to
 //! [`Daemon::start`] is cancelled.
 
-use crate::backend::{self, RedisBackend, ScyllaBackend};
+pub mod http;
+pub mod reload;
+pub mod status;
+
+use self::http::HttpState;
+use self::reload::{ConfigSource, Reloader};
+use self::status::StatusBoard;
 use crate::config::Config;
-use crate::http::{self, Health, HttpState};
-use crate::metrics::Metrics;
+use crate::measure::health::Health;
+use crate::measure::metrics::Metrics;
 use crate::probes::{ProbeContext, ProbeScheduler};
-use crate::reload::{ConfigSource, Reloader};
-use crate::status::StatusBoard;
+use crate::store::{self, RedisBackend, ScyllaBackend};
 use crate::traffic::Traffic;
 use crate::web::{WebCell, WebGuard};
 use std::net::SocketAddr;
@@ -32,7 +37,7 @@ pub enum StartError {
     },
     /// The Redis client could not be set up from `redis.url`.
     #[error("{0}")]
-    Redis(#[from] backend::redis::RedisError),
+    Redis(#[from] store::redis::RedisError),
     /// `http.web_config_file` could not be used.
     #[error("http.web_config_file: {0}")]
     Web(#[from] crate::web::WebConfigError),
@@ -70,9 +75,9 @@ impl Daemon {
     ) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::with_latency_buckets(
             env!("CARGO_PKG_VERSION"),
-            crate::slo::latency_buckets(&config),
+            crate::measure::slo::latency_buckets(&config),
         ));
-        crate::slo::export_objectives(&config, &metrics);
+        crate::measure::slo::export_objectives(&config, &metrics);
         let health = Arc::new(Health::default());
         let web = Arc::new(WebCell::new(WebGuard::load(&config.http.web_config_file)?));
         let addr = config.http.listen;
@@ -89,11 +94,11 @@ impl Daemon {
         {
             let (scylla, metrics, token) =
                 (scylla.clone(), metrics.clone(), shutdown.child_token());
-            tracker.spawn(async move { backend::monitor(scylla.as_ref(), metrics, token).await });
+            tracker.spawn(async move { store::monitor(scylla.as_ref(), metrics, token).await });
         }
         {
             let (redis, metrics, token) = (redis.clone(), metrics.clone(), shutdown.child_token());
-            tracker.spawn(async move { backend::monitor(&redis, metrics, token).await });
+            tracker.spawn(async move { store::monitor(&redis, metrics, token).await });
         }
         let traffic = Traffic::start(
             &config,

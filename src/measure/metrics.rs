@@ -11,7 +11,7 @@ use prometheus::{
 
 /// Shared latency buckets, 100 µs to 10 s. Every default SLO threshold (5 ms, 10 ms, 50 ms) is an exact
 /// bound, and a daemon adds every configured latency threshold to them (see
-/// [`crate::slo::latency_buckets`]), so "share of requests under the SLO" is exact in PromQL, in
+/// [`crate::measure::slo::latency_buckets`]), so "share of requests under the SLO" is exact in PromQL, in
 /// `chatload check` and on the status page, never interpolated.
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,

@@ -13,7 +13,7 @@
 //! Every handle is resolved once, when the traffic starts, and every `outcome` label value exists from
 //! the first scrape (at 0), so `rate()` and ratio alerts work immediately.
 
-use crate::metrics::Metrics;
+use crate::measure::metrics::Metrics;
 use prometheus::{Histogram, IntCounter};
 use serde::Serialize;
 use std::sync::Mutex;
@@ -84,7 +84,7 @@ pub struct OpRecorder {
 
 /// Latency distributions in HDR histograms (microseconds, 3 significant digits: a reported value is
 /// within 0.1 % of the true one) beside the Prometheus buckets: `chatload check` reports percentiles
-/// from these; SLO verdicts come from the bucket counts (see [`crate::slo`]).
+/// from these; SLO verdicts come from the bucket counts (see [`crate::measure::slo`]).
 pub struct ExactLatency {
     /// From the scheduled start.
     pub duration: hdrhistogram::Histogram<u64>,
@@ -162,7 +162,7 @@ pub struct OpSnapshot {
     pub outcomes: std::collections::BTreeMap<&'static str, u64>,
     /// Cumulative bucket counts of the scheduled-start histogram (what Prometheus scrapes).
     #[serde(skip)]
-    pub buckets: crate::slo::BucketCounts,
+    pub buckets: crate::measure::slo::BucketCounts,
     /// Latency from the scheduled start.
     pub duration: Percentiles,
     /// Latency from the send.
@@ -290,7 +290,7 @@ impl OpRecorder {
     fn snapshot_with(&self, exact: &ExactLatency) -> OpSnapshot {
         OpSnapshot {
             due: self.due.get(),
-            buckets: crate::slo::BucketCounts::of(&self.duration),
+            buckets: crate::measure::slo::BucketCounts::of(&self.duration),
             outcomes: Outcome::ALL
                 .iter()
                 .map(|o| (o.label(), self.total(*o)))

@@ -16,7 +16,8 @@
 //! basic auth: 401 with `WWW-Authenticate` otherwise. The file is re-read on reload; new connections
 //! and requests use the new settings.
 
-use crate::metrics::{CONTENT_TYPE, Metrics};
+use crate::measure::health::Health;
+use crate::measure::metrics::{CONTENT_TYPE, Metrics};
 use crate::web::{Auth, WebCell};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -31,8 +32,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -49,48 +49,6 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// `/healthz` fails when the scheduler has not beaten for this long.
 pub const HEARTBEAT_MAX_AGE: Duration = Duration::from_secs(10);
 
-/// Liveness and readiness, shared between the scheduler (which beats) and the HTTP server (which reads).
-#[derive(Debug)]
-pub struct Health {
-    start: Instant,
-    last_beat_ms: AtomicU64,
-    ready: AtomicBool,
-}
-
-impl Default for Health {
-    fn default() -> Self {
-        Self {
-            start: Instant::now(),
-            last_beat_ms: AtomicU64::new(0),
-            ready: AtomicBool::new(false),
-        }
-    }
-}
-
-impl Health {
-    /// The scheduler is alive now.
-    pub fn beat(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_beat_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// Time since the last beat.
-    pub fn heartbeat_age(&self) -> Duration {
-        let last = Duration::from_millis(self.last_beat_ms.load(Ordering::Relaxed));
-        self.start.elapsed().saturating_sub(last)
-    }
-
-    /// Mark chatload ready (or not).
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Relaxed);
-    }
-
-    /// Whether chatload is ready.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
-    }
-}
-
 /// What the handlers need.
 pub struct HttpState {
     /// Metrics to expose.
@@ -98,9 +56,9 @@ pub struct HttpState {
     /// Liveness and readiness.
     pub health: Arc<Health>,
     /// The status page's data.
-    pub status: Arc<crate::status::StatusBoard>,
+    pub status: Arc<crate::daemon::status::StatusBoard>,
     /// Reloads the configuration (`POST /-/reload`).
-    pub reloader: Arc<crate::reload::Reloader>,
+    pub reloader: Arc<crate::daemon::reload::Reloader>,
     /// TLS and basic auth in effect.
     pub web: Arc<WebCell>,
 }
@@ -270,7 +228,7 @@ fn readyz(state: &HttpState) -> Response<Full<Bytes>> {
 }
 
 fn index(state: &HttpState) -> Response<Full<Bytes>> {
-    let body = crate::status::render_html(&state.status.status());
+    let body = crate::report::status_page::render_html(&state.status.status());
     response(StatusCode::OK, "text/html; charset=utf-8", body)
 }
 
@@ -298,6 +256,7 @@ fn response(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     /// A scheduler that stopped beating 20 s ago fails `/healthz`; one that beats passes.
     #[test]
@@ -305,11 +264,8 @@ mod tests {
         let started_long_ago = Instant::now()
             .checked_sub(Duration::from_secs(20))
             .expect("the clock is past 20 s");
-        let h = Health {
-            start: started_long_ago,
-            last_beat_ms: AtomicU64::new(0),
-            ready: AtomicBool::new(true),
-        };
+        let h = Health::since(started_long_ago);
+        h.set_ready(true);
         let (status, body) = liveness(&h);
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
         assert!(body.starts_with("scheduler heartbeat is 20."), "{body}");

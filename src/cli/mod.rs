@@ -1,7 +1,11 @@
 //! The command line: parsing (clap) and dispatch of each subcommand to the library.
 //!
 //! Exit codes: 0 ok, 1 SLO breach or failure, 2 bad usage or config, 3 could not reach a backend
-//! when asked to fail fast (`schema apply`).
+//! when asked to fail fast (`schema apply`) or when `check` cannot reach the database. This is the
+//! only module that turns results into exit codes.
+
+pub mod check;
+pub mod logging;
 
 use crate::config::{self, Config, HumanDuration};
 use clap::{Parser, Subcommand};
@@ -48,7 +52,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: steady traffic, probes and /metrics until SIGTERM or SIGINT.
     Run,
-    /// Run traffic for a bounded time and judge it against [slo]: exit 0 on pass, 1 on any breach,
+    /// Run traffic for a bounded time and judge it against `[slo]`: exit 0 on pass, 1 on any breach,
     /// 3 when the database cannot be reached. Progress every 5 s on stderr, the report on stdout.
     Check {
         /// How long to measure, after the warm-up ("60s", "5m").
@@ -58,8 +62,8 @@ pub enum Command {
         #[arg(long, default_value = "5s")]
         warmup: HumanDuration,
         /// Report format.
-        #[arg(long, value_enum, default_value_t = crate::check::Format::Text)]
-        format: crate::check::Format,
+        #[arg(long, value_enum, default_value_t = check::Format::Text)]
+        format: check::Format,
     },
     /// Print or create the CQL schema (keyspace and chat_messages table).
     Schema {
@@ -93,7 +97,7 @@ pub enum SchemaAction {
 /// `chatload generate …`
 #[derive(Debug, Subcommand)]
 pub enum GenerateWhat {
-    /// Prometheus recording and alerting rules derived from [slo], on stdout.
+    /// Prometheus recording and alerting rules derived from `[slo]`, on stdout.
     Alerts {
         /// Where each alert's runbook_url points (the README's URL in your repository or wiki);
         /// the alert's name is appended as an anchor.
@@ -132,7 +136,7 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Schema { action } => match load(cli.config.as_deref()) {
             Ok(c) => match action {
                 SchemaAction::Print => {
-                    print!("{}", crate::schema::script(&c.scylla));
+                    print!("{}", crate::chat::table::script(&c.scylla));
                     EXIT_OK
                 }
                 SchemaAction::Apply => with_runtime(&c, schema_apply(&c)),
@@ -142,8 +146,8 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Run => match load(cli.config.as_deref()) {
             Ok(c) => {
                 let source = match &cli.config {
-                    Some(p) => crate::reload::ConfigSource::File(p.clone()),
-                    None => crate::reload::ConfigSource::Defaults,
+                    Some(p) => crate::daemon::reload::ConfigSource::File(p.clone()),
+                    None => crate::daemon::reload::ConfigSource::Defaults,
                 };
                 with_runtime(&c, run_daemon(c.clone(), source))
             }
@@ -163,10 +167,15 @@ pub fn execute(cli: Cli) -> ExitCode {
                 if c.log.level == "info" {
                     c.log.level = "warn".into();
                 }
-                with_runtime(
-                    &c,
-                    crate::check::run(c.clone(), duration.get(), warmup.get(), format),
-                )
+                let run = check::run(c.clone(), duration.get(), warmup.get(), format);
+                with_runtime(&c, async {
+                    match run.await {
+                        check::Verdict::Pass => EXIT_OK,
+                        check::Verdict::Fail => EXIT_FAILURE,
+                        check::Verdict::Unreachable => EXIT_UNREACHABLE,
+                        check::Verdict::CannotStart => EXIT_USAGE,
+                    }
+                })
             }
             Err(code) => code,
         },
@@ -204,7 +213,7 @@ fn config_check(path: Option<&Path>) -> u8 {
 }
 
 fn with_runtime(cfg: &Config, fut: impl Future<Output = u8>) -> u8 {
-    crate::logging::init(&cfg.log);
+    logging::init(&cfg.log);
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -217,7 +226,7 @@ fn with_runtime(cfg: &Config, fut: impl Future<Output = u8>) -> u8 {
     }
 }
 
-async fn run_daemon(cfg: Config, source: crate::reload::ConfigSource) -> u8 {
+async fn run_daemon(cfg: Config, source: crate::daemon::reload::ConfigSource) -> u8 {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signals(shutdown.clone()));
     match crate::daemon::run(cfg, source, shutdown).await {
@@ -262,21 +271,21 @@ async fn schema_apply(cfg: &Config) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let session = match crate::backend::scylla::connect(&cfg.scylla, password).await {
+    let session = match crate::store::scylla::connect(&cfg.scylla, password).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_UNREACHABLE;
         }
     };
-    match crate::schema::apply(&session, &cfg.scylla).await {
+    match crate::store::schema::apply(&session, &cfg.scylla).await {
         Ok(report) => {
             let ks = &cfg.scylla.keyspace;
             let verb = |created| if created { "created" } else { "already exists" };
             println!("keyspace {ks}: {}", verb(report.created_keyspace));
             println!(
                 "table {ks}.{}: {}",
-                crate::schema::TABLE,
+                crate::chat::table::TABLE,
                 verb(report.created_table)
             );
             for d in &report.differences {

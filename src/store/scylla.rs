@@ -4,7 +4,7 @@
 //! token-aware routing and *no* retries: a load generator that silently retries hides exactly the
 //! failures it exists to measure.
 
-use super::HealthCheck;
+use super::health::HealthCheck;
 use crate::config::{Consistency, ScyllaConfig};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;

@@ -1,0 +1,226 @@
+//! `chatload check`: run the traffic for a bounded time and judge it against the `[slo]` section —
+//! the pipeline gate. Exit 0 when every SLO passes, 1 on any breach, 3 when the database cannot be
+//! reached at all.
+//!
+//! The warm-up (connections, JIT of the server, caches) is excluded: counters are taken as deltas
+//! from its end and the exact (HDR) latency histograms are reset then. Percentiles are exact, not
+//! interpolated from Prometheus buckets. A progress line goes to stderr every 5 s; the report goes to
+//! stdout, as text or as one JSON document.
+
+use crate::config::instance_rate;
+use crate::config::{Config, HumanDuration};
+use crate::daemon::Daemon;
+use crate::report::text::{progress_line, render_text};
+use crate::report::{Measured, Report, evaluate, op_report, precision, probe_buckets};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How often progress is printed.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// How long the database may take to answer before `check` gives up with exit code 3.
+pub const CONNECT_WAIT: Duration = Duration::from_secs(30);
+
+/// Output format of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A table for people.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// In a bounded run every probe runs at least three times: its interval is capped at a third of
+/// the duration (and its jitter at a quarter of the interval).
+pub fn compress_probe_intervals(cfg: &mut Config, duration: Duration) {
+    let cap = HumanDuration((duration / 3).max(Duration::from_secs(1)));
+    let p = &mut cfg.probes;
+    for (interval, jitter) in [
+        (&mut p.ttl_metadata.interval, &mut p.ttl_metadata.jitter),
+        (&mut p.ttl_expiry.interval, &mut p.ttl_expiry.jitter),
+        (&mut p.recent_50.interval, &mut p.recent_50.jitter),
+        (&mut p.range_5m.interval, &mut p.range_5m.jitter),
+        (&mut p.pagination.interval, &mut p.pagination.jitter),
+        (
+            &mut p.partition_balance.interval,
+            &mut p.partition_balance.jitter,
+        ),
+        (&mut p.redis_ttl.interval, &mut p.redis_ttl.jitter),
+        (&mut p.redis_cache.interval, &mut p.redis_cache.jitter),
+        (&mut p.redis_pubsub.interval, &mut p.redis_pubsub.jitter),
+    ] {
+        *interval = (*interval).min(cap);
+        *jitter = (*jitter).min(HumanDuration(interval.get() / 4));
+    }
+}
+
+/// How a check ended; [`crate::cli`] turns it into the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every SLO passed.
+    Pass,
+    /// At least one SLO was breached.
+    Fail,
+    /// The database could not be reached (or the statements prepared) within [`CONNECT_WAIT`].
+    Unreachable,
+    /// chatload could not start (e.g. the HTTP address or a TLS file).
+    CannotStart,
+}
+
+/// Run the check and print its report.
+pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: Format) -> Verdict {
+    // A gate needs no fixed port: serve the endpoints on an ephemeral loopback one.
+    cfg.http.listen = "127.0.0.1:0".parse().expect("valid address");
+    compress_probe_intervals(&mut cfg, duration);
+    let shutdown = CancellationToken::new();
+    let daemon = match Daemon::start(cfg.clone(), shutdown.clone()).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Verdict::CannotStart;
+        }
+    };
+    let stop = |daemon: Daemon| async {
+        shutdown.cancel();
+        daemon.wait().await;
+    };
+
+    let t0 = Instant::now();
+    while !daemon.traffic().is_prepared() {
+        if t0.elapsed() > CONNECT_WAIT {
+            eprintln!(
+                "error: could not reach ScyllaDB at {} within {}s (or prepare the statements there); see the log above",
+                cfg.scylla.hosts.join(","),
+                CONNECT_WAIT.as_secs()
+            );
+            stop(daemon).await;
+            return Verdict::Unreachable;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let traffic = daemon.traffic();
+    eprintln!(
+        "chatload check: {}s of traffic after a {}s warm-up (writes {}/s, reads {}/s)",
+        duration.as_secs_f64(),
+        warmup.as_secs_f64(),
+        instance_rate(cfg.traffic.write_rate, &cfg),
+        instance_rate(cfg.traffic.read_rate, &cfg),
+    );
+    tokio::time::sleep(warmup).await;
+    daemon.probes().reset();
+    let metrics = daemon.metrics().clone();
+    let start_snapshot = traffic.begin_window();
+    let start_probe_buckets = probe_buckets(&cfg, &metrics);
+    let start = Instant::now();
+    let mut previous = (start, start_snapshot.clone());
+    while start.elapsed() < duration {
+        let left = duration.saturating_sub(start.elapsed());
+        tokio::time::sleep(left.min(PROGRESS_EVERY)).await;
+        let now = (Instant::now(), traffic.snapshot());
+        eprintln!("{}", progress_line(&start_snapshot, &previous, &now, start));
+        previous = now;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    // Stop scheduling and let the requests in flight finish, so that every operation made due in
+    // the window is counted with its outcome and observed.
+    if !traffic.stop().await {
+        eprintln!("warning: requests were still in flight after traffic.drain_timeout");
+    }
+    let window = traffic.snapshot().minus_counts(&start_snapshot);
+    let probes = daemon.probes().snapshot();
+    let mut measured = Measured {
+        traffic: window.clone(),
+        probe_buckets: probe_buckets(&cfg, &metrics)
+            .into_iter()
+            .map(|(k, v)| {
+                let before = start_probe_buckets.get(k).cloned().unwrap_or_default();
+                (k, v.minus(&before))
+            })
+            .collect(),
+        probes,
+        seconds,
+        target_write_rate: instance_rate(cfg.traffic.write_rate, &cfg),
+        ..Default::default()
+    };
+    measured.read_probe_gauges(&metrics);
+    let backends = metrics.backend_descriptions();
+    stop(daemon).await;
+
+    let slos = evaluate(&cfg, &measured);
+    let report = Report {
+        version: env!("CARGO_PKG_VERSION"),
+        duration_seconds: seconds,
+        warmup_seconds: warmup.as_secs_f64(),
+        target_write_rate: instance_rate(cfg.traffic.write_rate, &cfg),
+        target_read_rate: instance_rate(cfg.traffic.read_rate, &cfg),
+        backends,
+        pass: slos.iter().all(|r| r.pass),
+        slos,
+        probes: measured.probes,
+        operations: vec![
+            op_report(
+                "scylla",
+                "write",
+                &window.scylla_write,
+                &start_snapshot.scylla_write,
+                seconds,
+            ),
+            op_report(
+                "scylla",
+                "read",
+                &window.scylla_read,
+                &start_snapshot.scylla_read,
+                seconds,
+            ),
+            op_report(
+                "redis",
+                "write",
+                &window.redis_write,
+                &start_snapshot.redis_write,
+                seconds,
+            ),
+        ],
+        schedule_lag: window.schedule_lag,
+        precision: precision(),
+        in_flight_at_start: [
+            &start_snapshot.scylla_write,
+            &start_snapshot.scylla_read,
+            &start_snapshot.redis_write,
+        ]
+        .iter()
+        .map(|s| s.due.saturating_sub(s.total()))
+        .sum(),
+    };
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        ),
+        Format::Text => print!("{}", render_text(&report)),
+    }
+    if report.pass {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_intervals_are_compressed_into_the_run() {
+        let mut cfg = Config::default();
+        compress_probe_intervals(&mut cfg, Duration::from_secs(30));
+        for (name, p) in cfg.probes.iter() {
+            assert!(p.interval.get() <= Duration::from_secs(10), "{name}");
+            assert!(p.jitter.get() <= p.interval.get() / 4, "{name}");
+        }
+        assert_eq!(
+            cfg.probes.recent_50.interval.get(),
+            Duration::from_secs(5),
+            "shorter ones are kept"
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! Measuring, and nothing of execution: every metric (the Prometheus registry), the recorders that
+//! count each operation and observe its latency ([`record`]), the SLO model that judges them
+//! ([`slo`]) and the heartbeat `/healthz` reads ([`health`]).
+
+pub mod health;
+pub mod metrics;
+pub mod record;
+pub mod slo;
