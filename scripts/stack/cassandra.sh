@@ -228,15 +228,13 @@ cassandra_wait() {
         boot=$(elapsed "$started" "$(now)")
         printf '%s\n' "$boot" >"$CASS_DIR/boot_seconds"
         if [[ $CASS_MODE == secure ]]; then
-            printf '%-10s up       pid %-8s %s:%s  (%s; started, CQL over TLS after %ss, login as cassandra after %ss)\n' \
-                cassandra "$pid" "$HOST" "$CASSANDRA_PORT" "$note" "$(elapsed "$started" "$cql_at")" "$boot"
+            status_line cassandra up "$pid" "$CASSANDRA_PORT" \
+                "$note; started, CQL over TLS after $(elapsed "$started" "$cql_at")s, login as cassandra after ${boot}s"
         else
-            printf '%-10s up       pid %-8s %s:%s  (started, CQL answered after %ss)\n' \
-                cassandra "$pid" "$HOST" "$CASSANDRA_PORT" "$boot"
+            status_line cassandra up "$pid" "$CASSANDRA_PORT" "started, CQL answered after ${boot}s"
         fi
     else
-        printf '%-10s up       pid %-8s %s:%s  (%s; already running)\n' \
-            cassandra "$pid" "$HOST" "$CASSANDRA_PORT" "$note"
+        status_line cassandra up "$pid" "$CASSANDRA_PORT" "$note; already running"
     fi
 }
 
@@ -254,24 +252,12 @@ cassandra_stop() {
     done
 }
 
+# CQL answers in the mode our running node was started in.
+cassandra_ready() { cql_ready "$(cassandra_running_mode)"; }
+
 cassandra_status() {
-    local pid mode note
-    if pid=$(cassandra_pid); then
-        mode=$(cassandra_running_mode)
-        note=$(cassandra_mode_note "$mode")
-        if cql_ready "$mode"; then
-            printf '%-10s up       pid %-8s %s:%s  (%s)\n' cassandra "$pid" "$HOST" "$CASSANDRA_PORT" "$note"
-            return 0
-        fi
-        printf '%-10s down     pid %-8s %s:%s  (%s; process running, CQL not answering yet)\n' \
-            cassandra "$pid" "$HOST" "$CASSANDRA_PORT" "$note"
-        return 1
-    fi
-    if cql_ready; then
-        printf '%-10s up       pid %-8s %s:%s  (external: not started by this script)\n' \
-            cassandra - "$HOST" "$CASSANDRA_PORT"
-        return 0
-    fi
-    printf '%-10s down     pid %-8s %s:%s\n' cassandra - "$HOST" "$CASSANDRA_PORT"
-    return 1
+    local note
+    note=$(cassandra_mode_note "$(cassandra_running_mode)")
+    service_status cassandra "$CASSANDRA_PORT" cassandra_pid cassandra_ready cql_ready "$note" \
+        "$note; process running, CQL not answering yet" "external: not started by this script"
 }

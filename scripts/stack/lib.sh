@@ -109,6 +109,42 @@ wait_ready() {
     done
 }
 
+# status_line NAME up|down PID PORT [NOTE]: one line of `status`, `up` and `start`:
+#   redis      up       pid 1234     127.0.0.1:6379  (started)
+status_line() {
+    printf '%-10s %-8s pid %-8s %s:%s' "$1" "$2" "$3" "$HOST" "$4"
+    if [[ -n ${5:-} ]]; then printf '  (%s)' "$5"; fi
+    printf '\n'
+}
+
+# service_status NAME PORT PID_FN READY_FN EXTERNAL_FN UP_NOTE NOT_READY_NOTE EXTERNAL_NOTE
+# The `status` of a service: ours (PID_FN finds it) and READY_FN succeeds: up;
+# ours and it does not: down; not ours but EXTERNAL_FN succeeds: up, external;
+# else down. Returns 0 when up.
+service_status() {
+    local name=$1 port=$2 pid
+    if pid=$("$3"); then
+        if "$4"; then status_line "$name" up "$pid" "$port" "$6"; return 0; fi
+        status_line "$name" down "$pid" "$port" "$7"
+        return 1
+    fi
+    if "$5"; then
+        status_line "$name" up - "$port" "$8"
+        return 0
+    fi
+    status_line "$name" down - "$port"
+    return 1
+}
+
+# external_on_port NAME PORT READY_FN WHAT: true if something this script did
+# not start holds PORT and READY_FN succeeds (it is then used as it is); false
+# if the port is free; exits if something that is not WHAT holds it.
+external_on_port() {
+    port_open "$2" || return 1
+    "$3" && return 0
+    die "$1: port $HOST:$2 is in use by something that is not $4"
+}
+
 # stop_pid <name> <pidfile> <pattern>
 # SIGTERM the process from the pid file, wait up to STOP_TIMEOUT seconds, then
 # SIGKILL. Only touches a process whose command line matches <pattern>.

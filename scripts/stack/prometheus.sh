@@ -88,22 +88,12 @@ prometheus_wait() {
     else note="already running"
     fi
     [[ -f $PROM_RULES_FILE ]] && note+=", rules: ${PROM_RULES_FILE#"$REPO_ROOT"/}" || note+=", no rules file"
-    printf '%-10s up       pid %-8s %s:%s  (%s)\n' prometheus "$READY_PID" "$HOST" "$PROMETHEUS_PORT" "$note"
+    status_line prometheus up "$READY_PID" "$PROMETHEUS_PORT" "$note"
 }
 
 prometheus_stop() { stop_pid prometheus "$PROM_PID" "$PROM_PATTERN"; }
 
 prometheus_status() {
-    local pid
-    if pid=$(prometheus_pid); then
-        prometheus_ready && { printf '%-10s up       pid %-8s %s:%s\n' prometheus "$pid" "$HOST" "$PROMETHEUS_PORT"; return 0; }
-        printf '%-10s down     pid %-8s %s:%s  (process running, not ready)\n' prometheus "$pid" "$HOST" "$PROMETHEUS_PORT"
-        return 1
-    fi
-    if prometheus_ready; then
-        printf '%-10s up       pid %-8s %s:%s  (external: not started by this script)\n' prometheus - "$HOST" "$PROMETHEUS_PORT"
-        return 0
-    fi
-    printf '%-10s down     pid %-8s %s:%s\n' prometheus - "$HOST" "$PROMETHEUS_PORT"
-    return 1
+    service_status prometheus "$PROMETHEUS_PORT" prometheus_pid prometheus_ready prometheus_ready "" \
+        "process running, not ready" "external: not started by this script"
 }

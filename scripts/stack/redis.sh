@@ -5,21 +5,15 @@
 
 REDIS_PORT=6379
 REDIS_DIR="$STACK_DIR/redis"
-
-REDIS_TLS_PORT=6380
-REDIS_TLS_DIR="$STACK_DIR/redis-tls"
-REDIS_TLS_USER=chatload
-REDIS_TLS_PASSWORD=chatload-redis-test   # test-only; also in .stack/tls/redis-password
+REDIS_LOG="$REDIS_DIR/redis.log"
+REDIS_PID="$REDIS_DIR/redis.pid"
+REDIS_PATTERN="redis-server"     # redis rewrites its process title; keep it loose
 
 # The Debian packages Redis needs whose commands are missing.
 redis_packages() {
     command -v redis-server >/dev/null || echo redis-server
     command -v redis-cli >/dev/null || echo redis-tools
 }
-
-REDIS_LOG="$REDIS_DIR/redis.log"
-REDIS_PID="$REDIS_DIR/redis.pid"
-REDIS_PATTERN="redis-server"     # redis rewrites its process title; keep it loose
 
 redis_pid() { live_pid "$REDIS_PID" "$REDIS_PATTERN"; }
 
@@ -33,12 +27,9 @@ redis_start() {
     REDIS_EXTERNAL=0
     REDIS_JUST_STARTED=0
     redis_pid >/dev/null && return 0
-    if port_open "$REDIS_PORT"; then
-        if redis_ready; then
-            REDIS_EXTERNAL=1
-            return 0
-        fi
-        die "redis: port $HOST:$REDIS_PORT is in use by something that is not Redis"
+    if external_on_port redis "$REDIS_PORT" redis_ready Redis; then
+        REDIS_EXTERNAL=1
+        return 0
     fi
     mkdir -p -- "$REDIS_DIR/data"
     spawn "$REDIS_PID" "$REDIS_LOG" redis-server \
@@ -50,37 +41,38 @@ redis_start() {
 
 redis_wait() {
     if ((REDIS_EXTERNAL)); then
-        printf '%-10s up       pid %-8s %s:%s  (external: not started by this script, left alone)\n' \
-            redis - "$HOST" "$REDIS_PORT"
+        status_line redis up - "$REDIS_PORT" "external: not started by this script, left alone"
         return 0
     fi
     wait_ready redis redis_pid redis_ready "$REDIS_LOG" "no PONG on $HOST:$REDIS_PORT"
-    printf '%-10s up       pid %-8s %s:%s  (%s)\n' redis "$READY_PID" "$HOST" "$REDIS_PORT" \
+    status_line redis up "$READY_PID" "$REDIS_PORT" \
         "$( ((REDIS_JUST_STARTED)) && echo started || echo 'already running')"
 }
 
 redis_stop() { stop_pid redis "$REDIS_PID" "$REDIS_PATTERN"; }
 
+# A Redis this script did not start answers on the port.
+redis_external() { command -v redis-cli >/dev/null && redis_ready; }
+
 redis_status() {
-    local pid
-    if pid=$(redis_pid); then
-        redis_ready && { printf '%-10s up       pid %-8s %s:%s\n' redis "$pid" "$HOST" "$REDIS_PORT"; return 0; }
-        printf '%-10s down     pid %-8s %s:%s  (process running, no PONG)\n' redis "$pid" "$HOST" "$REDIS_PORT"
-        return 1
-    fi
-    if command -v redis-cli >/dev/null && redis_ready; then
-        printf '%-10s up       pid %-8s %s:%s  (external: not started by this script)\n' redis - "$HOST" "$REDIS_PORT"
-        return 0
-    fi
-    printf '%-10s down     pid %-8s %s:%s\n' redis - "$HOST" "$REDIS_PORT"
-    return 1
+    service_status redis "$REDIS_PORT" redis_pid redis_ready redis_external "" \
+        "process running, no PONG" "external: not started by this script"
 }
 
-redis_tls_packages() { redis_packages; }
+# ==========================================================================
+# Redis with TLS and ACLs (redis-tls)
+# ==========================================================================
+
+REDIS_TLS_PORT=6380
+REDIS_TLS_DIR="$STACK_DIR/redis-tls"
+REDIS_TLS_USER=chatload
+REDIS_TLS_PASSWORD=chatload-redis-test   # test-only; also in .stack/tls/redis-password
 
 REDIS_TLS_LOG="$REDIS_TLS_DIR/redis-tls.log"
 REDIS_TLS_PID="$REDIS_TLS_DIR/redis-tls.pid"
 REDIS_TLS_PATTERN="redis-server"     # see REDIS_PATTERN; the pid file tells the two apart
+
+redis_tls_packages() { redis_packages; }
 
 redis_tls_pid() { live_pid "$REDIS_TLS_PID" "$REDIS_TLS_PATTERN"; }
 
@@ -102,12 +94,9 @@ redis_tls_start() {
         log "redis-tls: the TLS material was just remade; restarting it"
         redis_tls_stop
     fi
-    if port_open "$REDIS_TLS_PORT"; then
-        if redis_tls_ready; then
-            REDIS_TLS_EXTERNAL=1
-            return 0
-        fi
-        die "redis-tls: port $HOST:$REDIS_TLS_PORT is in use by something that is not our TLS Redis"
+    if external_on_port redis-tls "$REDIS_TLS_PORT" redis_tls_ready "our TLS Redis"; then
+        REDIS_TLS_EXTERNAL=1
+        return 0
     fi
     mkdir -p -- "$REDIS_TLS_DIR/data"
     # No plain-text port; TLS with client certificates optional (verified
@@ -128,29 +117,22 @@ redis_tls_start() {
 
 redis_tls_wait() {
     if ((REDIS_TLS_EXTERNAL)); then
-        printf '%-10s up       pid %-8s %s:%s  (TLS + ACL; external: not started by this script, left alone)\n' \
-            redis-tls - "$HOST" "$REDIS_TLS_PORT"
+        status_line redis-tls up - "$REDIS_TLS_PORT" "TLS + ACL; external: not started by this script, left alone"
         return 0
     fi
     wait_ready redis-tls redis_tls_pid redis_tls_ready "$REDIS_TLS_LOG" \
         "no PONG over TLS as $REDIS_TLS_USER on $HOST:$REDIS_TLS_PORT"
-    printf '%-10s up       pid %-8s %s:%s  (TLS + ACL user %s; %s)\n' redis-tls "$READY_PID" "$HOST" "$REDIS_TLS_PORT" \
-        "$REDIS_TLS_USER" "$( ((REDIS_TLS_JUST_STARTED)) && echo started || echo 'already running')"
+    status_line redis-tls up "$READY_PID" "$REDIS_TLS_PORT" \
+        "TLS + ACL user $REDIS_TLS_USER; $( ((REDIS_TLS_JUST_STARTED)) && echo started || echo 'already running')"
 }
 
 redis_tls_stop() { stop_pid redis-tls "$REDIS_TLS_PID" "$REDIS_TLS_PATTERN"; }
 
+# A TLS Redis this script did not start answers on the port as ours would.
+redis_tls_external() { command -v redis-cli >/dev/null && [[ -s $TLS_DIR/ca.pem ]] && redis_tls_ready; }
+
 redis_tls_status() {
-    local pid
-    if pid=$(redis_tls_pid); then
-        redis_tls_ready && { printf '%-10s up       pid %-8s %s:%s  (TLS + ACL user %s)\n' redis-tls "$pid" "$HOST" "$REDIS_TLS_PORT" "$REDIS_TLS_USER"; return 0; }
-        printf '%-10s down     pid %-8s %s:%s  (process running, no PONG over TLS)\n' redis-tls "$pid" "$HOST" "$REDIS_TLS_PORT"
-        return 1
-    fi
-    if command -v redis-cli >/dev/null && [[ -s $TLS_DIR/ca.pem ]] && redis_tls_ready; then
-        printf '%-10s up       pid %-8s %s:%s  (TLS + ACL; external: not started by this script)\n' redis-tls - "$HOST" "$REDIS_TLS_PORT"
-        return 0
-    fi
-    printf '%-10s down     pid %-8s %s:%s\n' redis-tls - "$HOST" "$REDIS_TLS_PORT"
-    return 1
+    service_status redis-tls "$REDIS_TLS_PORT" redis_tls_pid redis_tls_ready redis_tls_external \
+        "TLS + ACL user $REDIS_TLS_USER" "process running, no PONG over TLS" \
+        "TLS + ACL; external: not started by this script"
 }
