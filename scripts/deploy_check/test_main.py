@@ -28,6 +28,7 @@ class ParserTest(CheckTestCase):
     def test_a_subcommand_is_required(self):
         code, _ = self.capture(parser().parse_args, [])
         self.assertEqual(code, 2)
+        self.assertIn("the following arguments are required: cmd", self.stderr.getvalue())
 
 
 class ProgramTest(CheckTestCase):

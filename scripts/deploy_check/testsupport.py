@@ -42,9 +42,11 @@ class CheckTestCase(unittest.TestCase):
         return self.write(name, yaml.safe_dump_all(docs, sort_keys=False))
 
     def capture(self, fn, *args, **kwargs):
-        """Call fn; return (exit status, printed lines): 0 unless it called sys.exit."""
-        out, code = io.StringIO(), 0
-        with contextlib.redirect_stdout(out):
+        """Call fn; return (exit status, printed lines): 0 unless it called sys.exit. What it writes
+        to stderr is kept in self.stderr."""
+        out, err, code = io.StringIO(), io.StringIO(), 0
+        self.stderr = err
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 fn(*args, **kwargs)
             except SystemExit as e:
