@@ -8,7 +8,8 @@
 #   4. the monitoring artefacts: promtool check/test of the alert rules, the Grafana dashboards
 #      statically and live (every panel query returns data from a running chatload);
 #   5. the deployment artefacts (scripts/check-deploy.sh: compose schema, Kubernetes schemas, Helm
-#      lint and render, systemd-analyze, hadolint; no Docker engine is run).
+#      lint and render, systemd-analyze, hadolint; no Docker engine is run), then the unit tests of
+#      its Python checks (scripts/deploy_check/test_*.py, with the venv check-deploy.sh made).
 # The stack is left running afterwards (`scripts/stack.sh down` stops it).
 
 set -euo pipefail
@@ -45,5 +46,7 @@ scripts/test-dashboards.sh
 
 step "deployment artefacts"
 scripts/check-deploy.sh
+printf '\n    unit tests of the checks (scripts/deploy_check):\n'
+.stack/deploy-venv/bin/python -m unittest discover -s scripts/deploy_check
 
 printf '\n==> all tests passed in %ss\n' "$(($(date +%s) - started))"
