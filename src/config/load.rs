@@ -5,7 +5,7 @@
 //! own path ("unknown field" for keys that do not exist, a type error for wrong values). The keys that pass
 //! are then deserialized together and [`Config::validate`] adds the semantic problems.
 
-use super::Config;
+use super::model::Config;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};

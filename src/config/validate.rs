@@ -1,6 +1,9 @@
 //! The second stage of loading: rules that types cannot express, each reported with its key path.
 
-use super::{Config, FieldError, HumanDuration, ReplicationStrategy};
+use super::backends::ReplicationStrategy;
+use super::duration::HumanDuration;
+use super::load::FieldError;
+use super::model::Config;
 use std::time::Duration;
 
 /// Highest rate (operations per second) one key accepts.

@@ -6,7 +6,7 @@
 //! `duplicate`, a timestamp going up a `wrong_order`, fewer than 10 full pages `short`. Each page's
 //! latency is measured.
 
-use super::{Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
+use super::probe::{Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
 use crate::chat::now_ms;
 use futures::future::BoxFuture;
 use scylla::response::{PagingState, PagingStateResponse};

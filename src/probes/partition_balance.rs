@@ -21,7 +21,7 @@
 //! 0.1 % of runs. Below `min_rows_per_stream` rows per stream on average the skew CV is exported but
 //! not judged.
 
-use super::{Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
+use super::probe::{Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
 use crate::chat::now_ms;
 use crate::chat::workload::{owned_streams, stream_id};
 use crate::config::{TrafficConfig, WriteMode};

@@ -7,7 +7,7 @@
 //! run is a mismatch only when it finds fewer rows than the confirmed writes in the window, or more
 //! than the confirmed plus the unknown ones; real loss of a confirmed write still fails.
 
-use super::{PROBE_ROW_TTL, Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
+use super::probe::{PROBE_ROW_TTL, Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
 use crate::chat::now_ms;
 use crate::store::scylla::ScyllaError;
 use futures::future::BoxFuture;

@@ -4,7 +4,7 @@
 //! (`wrong_order`), and the run's own message must be among them (`missing_write`). The first run
 //! seeds the stream with 60 messages so that a full page of 50 is read from the start.
 
-use super::{PROBE_ROW_TTL, Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
+use super::probe::{PROBE_ROW_TTL, Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
 use crate::chat::now_ms;
 use futures::future::BoxFuture;
 use scylla::value::CqlTimestamp;

@@ -5,7 +5,7 @@
 //! left (an entry deleted or evicted since is `missing`; a different newest entry is `stale`), then
 //! writes a new message and compares again. `chatload_redis_cache_consistent` is 1 when both agree.
 
-use super::{PROBE_ROW_TTL, Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
+use super::probe::{PROBE_ROW_TTL, Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
 use crate::chat::cache::{CachedMessage, RedisSide, cache_key};
 use crate::chat::now_ms;
 use futures::future::BoxFuture;

@@ -9,7 +9,7 @@
 //! for one the run never got to publish), so losses never make the latency look better. Only a
 //! subscription that ended makes the run an `error` (it subscribes again on the next run).
 
-use super::{Probe, ProbeContext, ProbeError, Verdict};
+use super::probe::{Probe, ProbeContext, ProbeError, Verdict};
 use crate::config::Config;
 use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};

@@ -6,7 +6,7 @@
 //! long key must still have an expiry (`no_expiry`: someone ran PERSIST on it) and its short key
 //! (`PX 1000`, left behind at the end of each run) must be gone (`not_expired`).
 
-use super::{Probe, ProbeContext, ProbeError, Verdict, timed};
+use super::probe::{Probe, ProbeContext, ProbeError, Verdict, timed};
 use crate::store::redis::RedisBackend;
 use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,7 +5,7 @@
 //! well as any other row that should have expired. The stream rotates every hour (and the previous
 //! hour is read too), so the expired rows it scans stay few.
 
-use super::{Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
+use super::probe::{Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
 use crate::chat::now_ms;
 use futures::future::BoxFuture;
 use scylla::value::CqlTimestamp;

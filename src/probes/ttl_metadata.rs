@@ -8,7 +8,7 @@
 //! `table_default_ttl` (the table's default differs from the expectation), `no_ttl` (no TTL at all).
 //! Its rows use the table's default TTL, so its stream rotates daily to stay small.
 
-use super::{Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
+use super::probe::{Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
 use crate::chat::now_ms;
 use crate::store::scylla::ScyllaError;
 use futures::future::BoxFuture;
