@@ -14,12 +14,13 @@
 //!   page; 3 over 1 d (and 2 h) and 1 over 3 d (and 6 h) open a ticket.
 //!
 //! Every alert carries `severity` (`critical` pages, `warning` is a ticket), a `summary`, a
-//! `description` and a `runbook_url` into the README's Runbook. The output is plain, stable text:
+//! `description` and a `runbook_url` into the README's Runbook. The rules are built as data
+//! ([`RuleFile`]) and serialized with `serde_norway` under a comment header, so the output is stable:
 //! `deploy/prometheus/rules/chatload-rules.yml` is exactly the output for `config/chatload.toml`.
 
-use crate::config::{Config, HumanDuration};
+use crate::config::Config;
 use crate::slo::{self, Slo, WINDOW_PROMQL};
-use std::fmt::Write as _;
+use serde::Serialize;
 
 /// The `job` label chatload is scraped under (the bundled scrape configs use it).
 pub const JOB: &str = "chatload";
@@ -28,14 +29,363 @@ pub const DEFAULT_RUNBOOK_BASE: &str = "README.md";
 /// Target of the pacer's p99 schedule lag (the spec's 200 µs).
 pub const SCHEDULE_LAG_TARGET: f64 = 0.0002;
 
-/// One alert: name, expression, `for`, severity and the texts.
-struct Alert {
+/// A Prometheus rules file.
+#[derive(Serialize)]
+struct RuleFile {
+    groups: Vec<RuleGroup>,
+}
+
+#[derive(Serialize)]
+struct RuleGroup {
     name: &'static str,
-    expr: String,
-    for_: &'static str,
-    severity: &'static str,
+    rules: Vec<Rule>,
+}
+
+/// A recording or an alerting rule, its fields in the order the Prometheus docs show them.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Rule {
+    Record {
+        record: String,
+        expr: String,
+    },
+    Alert {
+        alert: String,
+        expr: String,
+        #[serde(rename = "for")]
+        for_: &'static str,
+        labels: Labels,
+        annotations: Annotations,
+    },
+}
+
+#[derive(Serialize)]
+struct Labels {
+    severity: Severity,
+}
+
+/// `critical` pages, `warning` is a ticket.
+#[derive(Clone, Copy, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Severity {
+    Critical,
+    Warning,
+}
+use Severity::{Critical, Warning};
+
+#[derive(Serialize)]
+struct Annotations {
     summary: String,
     description: String,
+    runbook_url: String,
+}
+
+/// The rules file for `cfg`; runbook links start with `runbook_base`.
+pub fn generate(cfg: &Config, runbook_base: &str) -> String {
+    let s = &cfg.slo;
+    let header = format!(
+        "# Prometheus rules for chatload, generated from the [slo] section of its config by\n\
+         #   chatload generate alerts --config FILE\n\
+         # Do not edit by hand: regenerate. Targets: write p99 {}, write success {}, throughput\n\
+         # ratio {}, recent_50 p99 {}, range_5m max {}, pagination page p99 {}, TTL tolerance {},\n\
+         # partition balance CV {}, Redis pub/sub p99 {}.\n",
+        s.write_p99,
+        num(s.write_success),
+        num(s.throughput_ratio),
+        s.recent_50_p99,
+        s.range_5m_max,
+        s.pagination_page_p99,
+        s.ttl_tolerance,
+        num(s.partition_balance_cv),
+        s.redis_pubsub_p99,
+    );
+    let rules = serde_norway::to_string(&rule_file(cfg, runbook_base))
+        .expect("strings and lists serialize to YAML");
+    header + &rules
+}
+
+/// Every alert name `generate` produces, for docs and tests.
+pub fn alert_names(cfg: &Config) -> Vec<String> {
+    let file = rule_file(cfg, DEFAULT_RUNBOOK_BASE);
+    file.rules()
+        .filter_map(Rule::alert)
+        .map(str::to_string)
+        .collect()
+}
+
+impl RuleFile {
+    fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.groups.iter().flat_map(|g| &g.rules)
+    }
+}
+
+impl Rule {
+    /// The alert's name; `None` for a recording rule.
+    fn alert(&self) -> Option<&str> {
+        match self {
+            Rule::Alert { alert, .. } => Some(alert),
+            Rule::Record { .. } => None,
+        }
+    }
+}
+
+fn rule_file(cfg: &Config, runbook_base: &str) -> RuleFile {
+    let model = slo::all(cfg);
+    let mut alerts = Alerts {
+        runbook_base,
+        rules: Vec::new(),
+    };
+    threshold_alerts(cfg, &model, &mut alerts);
+    burn_rate_alerts(cfg, &model, &mut alerts);
+    RuleFile {
+        groups: vec![
+            RuleGroup {
+                name: "chatload-sli",
+                rules: recording_rules(&model),
+            },
+            RuleGroup {
+                name: "chatload-alerts",
+                rules: alerts.rules,
+            },
+        ],
+    }
+}
+
+fn recording_rules(model: &[Slo]) -> Vec<Rule> {
+    let writes = slo::WRITES;
+    let record = |name: String, expr: String| Rule::Record { record: name, expr };
+    let mut rules = Vec::new();
+    for w in ["5m", "30m", "1h", "2h", "6h", "1d", "3d"] {
+        let errors = bad_ratio(model, "write_success", w);
+        rules.push(record(
+            format!("chatload:write_errors:ratio_rate{w}"),
+            errors,
+        ));
+        let slow = bad_ratio(model, "write_p99", w);
+        rules.push(record(format!("chatload:write_slow:ratio_rate{w}"), slow));
+    }
+    rules.extend([
+        record(
+            "chatload:write_latency_seconds:p99_rate5m".into(),
+            format!("histogram_quantile(0.99, sum by (job, le) (rate(chatload_operation_duration_seconds_bucket{{{writes}}}[5m])))"),
+        ),
+        record(
+            "chatload:write_throughput:ratio_rate5m".into(),
+            format!("sum by (job) (rate(chatload_operations_total{{{writes},outcome=\"ok\"}}[5m])) / sum by (job) (chatload_target_rate{{op=\"write\"}})"),
+        ),
+        record(
+            "chatload:probe_duration_seconds:p99_rate5m".into(),
+            "histogram_quantile(0.99, sum by (job, probe, le) (rate(chatload_probe_duration_seconds_bucket[5m])))".into(),
+        ),
+        record(
+            "chatload:schedule_lag_seconds:p99_rate5m".into(),
+            "histogram_quantile(0.99, sum by (job, instance, le) (rate(chatload_schedule_lag_seconds_bucket[5m])))".into(),
+        ),
+    ]);
+    rules
+}
+
+/// Collects alerting rules; each one's `runbook_url` is its README section under `runbook_base`.
+struct Alerts<'a> {
+    runbook_base: &'a str,
+    rules: Vec<Rule>,
+}
+
+impl Alerts<'_> {
+    /// An alert `(name, for, severity)` firing on `expr`, with its `summary` and `description`.
+    fn add(
+        &mut self,
+        (alert, for_, severity): (impl Into<String>, &'static str, Severity),
+        expr: impl Into<String>,
+        summary: impl Into<String>,
+        description: impl Into<String>,
+    ) {
+        let alert = alert.into();
+        let runbook_url = format!("{}#{}", self.runbook_base, alert.to_lowercase());
+        self.rules.push(Rule::Alert {
+            alert,
+            expr: expr.into(),
+            for_,
+            labels: Labels { severity },
+            annotations: Annotations {
+                summary: summary.into(),
+                description: description.into(),
+                runbook_url,
+            },
+        });
+    }
+}
+
+fn threshold_alerts(cfg: &Config, model: &[Slo], a: &mut Alerts) {
+    let s = &cfg.slo;
+    let latency_budget = budget(model, "write_p99");
+    // A probe's latency SLO: the share of its observations above the threshold over the window.
+    let probe_slow = |name: &str| {
+        let (ratio, budget) = (bad_ratio(model, name, WINDOW_PROMQL), budget(model, name));
+        format!("({ratio}) > {}", num(budget))
+    };
+    a.add(
+        ("ChatloadDown", "2m", Critical),
+        format!("up{{job=\"{JOB}\"}} == 0"),
+        "chatload {{ $labels.instance }} is down",
+        "Prometheus cannot scrape chatload on {{ $labels.instance }}: no traffic and no probes run there, so the SLO alerts are blind.",
+    );
+    a.add(
+        ("ChatloadAbsent", "5m", Critical),
+        format!("absent(up{{job=\"{JOB}\"}})"),
+        "chatload is not scraped at all",
+        format!("No target of job \"{JOB}\" exists: the deployment or its scrape config is gone, and every chatload alert is silent."),
+    );
+    a.add(
+        ("ChatloadBackendDown", "2m", Critical),
+        "chatload_backend_up == 0",
+        "{{ $labels.backend }} is unreachable from chatload {{ $labels.instance }}",
+        "The health check of {{ $labels.backend }} has failed for 2 minutes; traffic to it counts as unavailable.",
+    );
+    a.add(
+        ("ChatloadWriteLatencyHigh", "10m", Warning),
+        format!("chatload:write_slow:ratio_rate{WINDOW_PROMQL} > {}", num(latency_budget)),
+        "{{ $value | humanizePercentage }} of writes are slower than the SLO",
+        format!("More than {} of writes (from the scheduled start; failed and dropped ones count as slower than every threshold) took longer than {} for 10 minutes: the write p99 is over the SLO.", pct(latency_budget), s.write_p99),
+    );
+    a.add(
+        ("ChatloadThroughputLow", "10m", Warning),
+        format!("chatload:write_throughput:ratio_rate5m < {}", num(s.throughput_ratio)),
+        "Writes reach only {{ $value | humanizePercentage }} of the target rate",
+        format!("Successful writes have been below {} of the configured rate for 10 minutes: the backend does not keep up, or writes fail or are dropped.", pct(s.throughput_ratio)),
+    );
+    a.add(
+        ("ChatloadRecent50Slow", "10m", Warning),
+        probe_slow("recent_50_p99"),
+        "{{ $value | humanizePercentage }} of \"newest 50\" reads are slower than the SLO",
+        format!("More than 1 % of the recent_50 probe's queries took longer than {} for 10 minutes (its p99 is over the SLO): opening a chat is slow.", s.recent_50_p99),
+    );
+    a.add(
+        ("ChatloadRange5mSlow", "10m", Warning),
+        probe_slow("range_5m_max"),
+        "{{ $value | humanizePercentage }} of five-minute range reads are slower than the SLO",
+        format!("Some range_5m probe query took longer than {} (the SLO is a maximum) in every 5-minute window for 10 minutes.", s.range_5m_max),
+    );
+    a.add(
+        ("ChatloadPaginationSlow", "10m", Warning),
+        probe_slow("pagination_page_p99"),
+        "{{ $value | humanizePercentage }} of history pages are slower than the SLO",
+        format!("More than 1 % of the pagination probe's pages took longer than {} for 10 minutes (its per-page p99 is over the SLO): scrolling back is slow.", s.pagination_page_p99),
+    );
+    a.add(
+        ("ChatloadRedisPubsubSlow", "10m", Warning),
+        probe_slow("redis_pubsub_p99"),
+        "{{ $value | humanizePercentage }} of Redis fan-out messages are later than the SLO",
+        format!("More than 1 % of the redis_pubsub probe's messages (lost ones count at the run's deadline) took longer than {} from publish to receive for 10 minutes: real-time delivery is late.", s.redis_pubsub_p99),
+    );
+    a.add(
+        ("ChatloadProbeFailing", "5m", Warning),
+        // Only probes that ran lately: a disabled probe's success gauge stays at 0.
+        "chatload_probe_success == 0 and on (job, instance, probe) \
+         (sum by (job, instance, probe) (increase(chatload_probe_runs_total[15m])) > 0)",
+        "Probe {{ $labels.probe }} has failed for 5 minutes on {{ $labels.instance }}",
+        "Every run of the {{ $labels.probe }} probe in the last 5 minutes failed a check, timed out or could not run. chatload_probe_check_failures_total says which check.",
+    );
+    a.add(
+        ("ChatloadTtlDrift", "5m", Warning),
+        format!("abs(chatload_ttl_drift_seconds{{backend=\"scylla\"}}) > {}", num(s.ttl_tolerance.get().as_secs_f64())),
+        "New messages get a TTL {{ $value | humanizeDuration }} off the expected one",
+        format!("The TTL of fresh rows differs from scylla.default_ttl by more than {}: messages will be kept too long or deleted too early. Compare chatload_ttl_table_default_seconds.", s.ttl_tolerance),
+    );
+    a.add(
+        ("ChatloadTtlExpiryViolated", "0m", Warning),
+        "increase(chatload_probe_check_failures_total{probe=\"ttl_expiry\",check=\"not_expired\"}[15m]) > 0",
+        "Rows past their TTL are still readable",
+        "The ttl_expiry probe read rows after their TTL plus grace: expired data is being served.",
+    );
+    a.add(
+        ("ChatloadDropping", "5m", Warning),
+        "sum by (job, instance, backend) (rate(chatload_operations_total{outcome=\"dropped\"}[5m])) > 0",
+        "chatload drops {{ $value | humanize }} operations/s to {{ $labels.backend }}",
+        "Operations are skipped because traffic.max_in_flight requests are already waiting: the backend is slower than the offered rate allows.",
+    );
+    a.add(
+        ("ChatloadScheduleLagHigh", "15m", Warning),
+        format!("chatload:schedule_lag_seconds:p99_rate5m > {}", num(SCHEDULE_LAG_TARGET)),
+        "chatload starts operations {{ $value | humanizeDuration }} late at p99",
+        "The pacer is late: chatload itself is short of CPU, which inflates the latencies it measures. Give it CPU (requests/limits) or lower the rate.",
+    );
+    a.add(
+        ("ChatloadPartitionImbalance", "0m", Warning),
+        "increase(chatload_probe_check_failures_total{probe=\"partition_balance\",check=\"imbalance\"}[15m]) > 0",
+        "Rows per stream vary by {{ with printf \"chatload_partition_balance_cv{job=%q,instance=%q}\" $labels.job $labels.instance | query }}{{ . | first | value | humanizePercentage }}{{ end }}",
+        format!("The skew CV of rows per stream (the coefficient of variation beyond what uniform random choice gives, significant at 99.9 %) exceeded {}: some partitions are hot.", num(s.partition_balance_cv)),
+    );
+    a.add(
+        ("ChatloadRedisCacheInconsistent", "5m", Warning),
+        // Only while the redis_cache probe runs: its gauge starts at 0 and a disabled probe never sets it.
+        "chatload_redis_cache_consistent == 0 and on (job, instance) \
+         (sum by (job, instance) (increase(chatload_probe_runs_total{probe=\"redis_cache\"}[15m])) > 0)",
+        "Redis cache disagrees with ScyllaDB on {{ $labels.instance }}",
+        "The newest entry of the probe stream's Redis cache is not the newest row in ScyllaDB: clients reading the cache see missing or stale messages.",
+    );
+}
+
+/// A fast (pages) and a slow (ticket) burn-rate alert for each write SLO's 30-day error budget.
+fn burn_rate_alerts(cfg: &Config, model: &[Slo], a: &mut Alerts) {
+    let s = &cfg.slo;
+    for (sli, slo, what, slug, target) in [
+        (
+            "write_errors",
+            "write_success",
+            "write success",
+            "WriteErrorBudget",
+            format!("{} of writes succeed", pct(s.write_success)),
+        ),
+        (
+            "write_slow",
+            "write_p99",
+            "write latency",
+            "WriteLatencyBudget",
+            format!("99 % of writes within {}", s.write_p99),
+        ),
+    ] {
+        let b = num(budget(model, slo));
+        let burn = |long: &str, short: &str, factor: f64| {
+            format!(
+                "chatload:{sli}:ratio_rate{long} > ({factor} * {b}) and chatload:{sli}:ratio_rate{short} > ({factor} * {b})"
+            )
+        };
+        a.add(
+            (format!("Chatload{slug}BurnFast"), "2m", Critical),
+            format!("({}) or ({})", burn("1h", "5m", 14.4), burn("6h", "30m", 6.0)),
+            format!("The {what} error budget burns fast"),
+            format!("At the current rate the 30-day budget of the SLO \"{target}\" is gone in under 5 days (burn rate 14.4 over 1 h or 6 over 6 h). {slug}: act now."),
+        );
+        a.add(
+            (format!("Chatload{slug}BurnSlow"), "15m", Warning),
+            format!("({}) or ({})", burn("1d", "2h", 3.0), burn("3d", "6h", 1.0)),
+            format!("The {what} error budget burns steadily"),
+            format!("The SLO \"{target}\" is consuming its 30-day budget faster than it renews (burn rate 3 over 1 d or 1 over 3 d). {slug}: look at it this week."),
+        );
+    }
+}
+
+/// The SLO called `name` in the model.
+fn named<'a>(model: &'a [Slo], name: &str) -> &'a Slo {
+    model
+        .iter()
+        .find(|x| x.name == name)
+        .expect("every SLO is in the model")
+}
+
+/// The share of bad events of a latency or success SLO over `window`, as PromQL.
+fn bad_ratio(model: &[Slo], name: &str, window: &str) -> String {
+    named(model, name)
+        .bad_ratio_promql(window)
+        .expect("latency and success SLOs have a bad-event ratio")
+}
+
+/// The share of bad events a latency or success SLO allows.
+fn budget(model: &[Slo], name: &str) -> f64 {
+    named(model, name)
+        .budget()
+        .expect("latency and success SLOs have a budget")
 }
 
 /// A number as PromQL and the exposition format write it (`0.005`, `1`, `2592000`).
@@ -43,352 +393,51 @@ fn num(v: f64) -> String {
     format!("{v}")
 }
 
-fn secs(d: HumanDuration) -> f64 {
-    d.get().as_secs_f64()
-}
-
-fn human(d: HumanDuration) -> String {
-    d.to_string()
-}
-
-/// The rules file for `cfg`; runbook links start with `runbook_base`.
-pub fn generate(cfg: &Config, runbook_base: &str) -> String {
-    let s = &cfg.slo;
-    let writes = slo::WRITES;
-    let model = slo::all(cfg);
-    let slo_named = |name: &str| -> &Slo {
-        model
-            .iter()
-            .find(|x| x.name == name)
-            .expect("every SLO is in the model")
-    };
-    let write_p99 = slo_named("write_p99");
-    let write_success = slo_named("write_success");
-    let error_budget = write_success.budget().expect("a ratio SLO has a budget");
-    let latency_budget = write_p99.budget().expect("a latency SLO has a budget");
-
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# Prometheus rules for chatload, generated from the [slo] section of its config by"
-    );
-    let _ = writeln!(out, "#   chatload generate alerts --config FILE");
-    let _ = writeln!(
-        out,
-        "# Do not edit by hand: regenerate. Targets: write p99 {}, write success {}, throughput",
-        human(s.write_p99),
-        num(s.write_success)
-    );
-    let _ = writeln!(
-        out,
-        "# ratio {}, recent_50 p99 {}, range_5m max {}, pagination page p99 {}, TTL tolerance {},",
-        num(s.throughput_ratio),
-        human(s.recent_50_p99),
-        human(s.range_5m_max),
-        human(s.pagination_page_p99),
-        human(s.ttl_tolerance)
-    );
-    let _ = writeln!(
-        out,
-        "# partition balance CV {}, Redis pub/sub p99 {}.",
-        num(s.partition_balance_cv),
-        human(s.redis_pubsub_p99)
-    );
-    let _ = writeln!(out, "groups:");
-
-    // Recording rules.
-    let _ = writeln!(out, "  - name: chatload-sli");
-    let _ = writeln!(out, "    rules:");
-    for w in ["5m", "30m", "1h", "2h", "6h", "1d", "3d"] {
-        record(
-            &mut out,
-            &format!("chatload:write_errors:ratio_rate{w}"),
-            &write_success
-                .bad_ratio_promql(w)
-                .expect("a ratio SLO has a bad-event ratio"),
-        );
-        record(
-            &mut out,
-            &format!("chatload:write_slow:ratio_rate{w}"),
-            &write_p99
-                .bad_ratio_promql(w)
-                .expect("a latency SLO has a bad-event ratio"),
-        );
-    }
-    record(
-        &mut out,
-        "chatload:write_latency_seconds:p99_rate5m",
-        &format!(
-            "histogram_quantile(0.99, sum by (job, le) (rate(chatload_operation_duration_seconds_bucket{{{writes}}}[5m])))"
-        ),
-    );
-    record(
-        &mut out,
-        "chatload:write_throughput:ratio_rate5m",
-        &format!(
-            "sum by (job) (rate(chatload_operations_total{{{writes},outcome=\"ok\"}}[5m])) / sum by (job) (chatload_target_rate{{op=\"write\"}})"
-        ),
-    );
-    record(
-        &mut out,
-        "chatload:probe_duration_seconds:p99_rate5m",
-        "histogram_quantile(0.99, sum by (job, probe, le) (rate(chatload_probe_duration_seconds_bucket[5m])))",
-    );
-    record(
-        &mut out,
-        "chatload:schedule_lag_seconds:p99_rate5m",
-        "histogram_quantile(0.99, sum by (job, instance, le) (rate(chatload_schedule_lag_seconds_bucket[5m])))",
-    );
-
-    // A probe's latency SLO: the share of its observations above the threshold over the window.
-    let probe_slow = |name: &str| {
-        let slo = slo_named(name);
-        format!(
-            "({}) > {}",
-            slo.bad_ratio_promql(WINDOW_PROMQL)
-                .expect("a latency SLO has a bad-event ratio"),
-            num(slo.budget().expect("a latency SLO has a budget"))
-        )
-    };
-    let mut alerts = vec![
-        Alert {
-            name: "ChatloadDown",
-            expr: format!("up{{job=\"{JOB}\"}} == 0"),
-            for_: "2m",
-            severity: "critical",
-            summary: "chatload {{ $labels.instance }} is down".into(),
-            description: "Prometheus cannot scrape chatload on {{ $labels.instance }}: no traffic and no probes run there, so the SLO alerts are blind.".into(),
-        },
-        Alert {
-            name: "ChatloadAbsent",
-            expr: format!("absent(up{{job=\"{JOB}\"}})"),
-            for_: "5m",
-            severity: "critical",
-            summary: "chatload is not scraped at all".into(),
-            description: format!("No target of job \"{JOB}\" exists: the deployment or its scrape config is gone, and every chatload alert is silent."),
-        },
-        Alert {
-            name: "ChatloadBackendDown",
-            expr: "chatload_backend_up == 0".into(),
-            for_: "2m",
-            severity: "critical",
-            summary: "{{ $labels.backend }} is unreachable from chatload {{ $labels.instance }}".into(),
-            description: "The health check of {{ $labels.backend }} has failed for 2 minutes; traffic to it counts as unavailable.".into(),
-        },
-        Alert {
-            name: "ChatloadWriteLatencyHigh",
-            expr: format!("chatload:write_slow:ratio_rate{WINDOW_PROMQL} > {}", num(latency_budget)),
-            for_: "10m",
-            severity: "warning",
-            summary: "{{ $value | humanizePercentage }} of writes are slower than the SLO".into(),
-            description: format!("More than {} of writes (from the scheduled start; failed and dropped ones count as slower than every threshold) took longer than {} for 10 minutes: the write p99 is over the SLO.", pct(latency_budget), human(s.write_p99)),
-        },
-        Alert {
-            name: "ChatloadThroughputLow",
-            expr: format!("chatload:write_throughput:ratio_rate5m < {}", num(s.throughput_ratio)),
-            for_: "10m",
-            severity: "warning",
-            summary: "Writes reach only {{ $value | humanizePercentage }} of the target rate".into(),
-            description: format!("Successful writes have been below {} of the configured rate for 10 minutes: the backend does not keep up, or writes fail or are dropped.", pct(s.throughput_ratio)),
-        },
-        Alert {
-            name: "ChatloadRecent50Slow",
-            expr: probe_slow("recent_50_p99"),
-            for_: "10m",
-            severity: "warning",
-            summary: "{{ $value | humanizePercentage }} of \"newest 50\" reads are slower than the SLO".into(),
-            description: format!("More than 1 % of the recent_50 probe's queries took longer than {} for 10 minutes (its p99 is over the SLO): opening a chat is slow.", human(s.recent_50_p99)),
-        },
-        Alert {
-            name: "ChatloadRange5mSlow",
-            expr: probe_slow("range_5m_max"),
-            for_: "10m",
-            severity: "warning",
-            summary: "{{ $value | humanizePercentage }} of five-minute range reads are slower than the SLO".into(),
-            description: format!("Some range_5m probe query took longer than {} (the SLO is a maximum) in every 5-minute window for 10 minutes.", human(s.range_5m_max)),
-        },
-        Alert {
-            name: "ChatloadPaginationSlow",
-            expr: probe_slow("pagination_page_p99"),
-            for_: "10m",
-            severity: "warning",
-            summary: "{{ $value | humanizePercentage }} of history pages are slower than the SLO".into(),
-            description: format!("More than 1 % of the pagination probe's pages took longer than {} for 10 minutes (its per-page p99 is over the SLO): scrolling back is slow.", human(s.pagination_page_p99)),
-        },
-        Alert {
-            name: "ChatloadRedisPubsubSlow",
-            expr: probe_slow("redis_pubsub_p99"),
-            for_: "10m",
-            severity: "warning",
-            summary: "{{ $value | humanizePercentage }} of Redis fan-out messages are later than the SLO".into(),
-            description: format!("More than 1 % of the redis_pubsub probe's messages (lost ones count at the run's deadline) took longer than {} from publish to receive for 10 minutes: real-time delivery is late.", human(s.redis_pubsub_p99)),
-        },
-        Alert {
-            name: "ChatloadProbeFailing",
-            // Only probes that ran lately: a disabled probe's success gauge stays at 0.
-            expr: "chatload_probe_success == 0 and on (job, instance, probe) \
-                   (sum by (job, instance, probe) (increase(chatload_probe_runs_total[15m])) > 0)"
-                .into(),
-            for_: "5m",
-            severity: "warning",
-            summary: "Probe {{ $labels.probe }} has failed for 5 minutes on {{ $labels.instance }}".into(),
-            description: "Every run of the {{ $labels.probe }} probe in the last 5 minutes failed a check, timed out or could not run. chatload_probe_check_failures_total says which check.".into(),
-        },
-        Alert {
-            name: "ChatloadTtlDrift",
-            expr: format!("abs(chatload_ttl_drift_seconds{{backend=\"scylla\"}}) > {}", num(secs(s.ttl_tolerance))),
-            for_: "5m",
-            severity: "warning",
-            summary: "New messages get a TTL {{ $value | humanizeDuration }} off the expected one".into(),
-            description: format!("The TTL of fresh rows differs from scylla.default_ttl by more than {}: messages will be kept too long or deleted too early. Compare chatload_ttl_table_default_seconds.", human(s.ttl_tolerance)),
-        },
-        Alert {
-            name: "ChatloadTtlExpiryViolated",
-            expr: "increase(chatload_probe_check_failures_total{probe=\"ttl_expiry\",check=\"not_expired\"}[15m]) > 0".into(),
-            for_: "0m",
-            severity: "warning",
-            summary: "Rows past their TTL are still readable".into(),
-            description: "The ttl_expiry probe read rows after their TTL plus grace: expired data is being served.".into(),
-        },
-        Alert {
-            name: "ChatloadDropping",
-            expr: "sum by (job, instance, backend) (rate(chatload_operations_total{outcome=\"dropped\"}[5m])) > 0".into(),
-            for_: "5m",
-            severity: "warning",
-            summary: "chatload drops {{ $value | humanize }} operations/s to {{ $labels.backend }}".into(),
-            description: "Operations are skipped because traffic.max_in_flight requests are already waiting: the backend is slower than the offered rate allows.".into(),
-        },
-        Alert {
-            name: "ChatloadScheduleLagHigh",
-            expr: format!("chatload:schedule_lag_seconds:p99_rate5m > {}", num(SCHEDULE_LAG_TARGET)),
-            for_: "15m",
-            severity: "warning",
-            summary: "chatload starts operations {{ $value | humanizeDuration }} late at p99".into(),
-            description: "The pacer is late: chatload itself is short of CPU, which inflates the latencies it measures. Give it CPU (requests/limits) or lower the rate.".into(),
-        },
-        Alert {
-            name: "ChatloadPartitionImbalance",
-            expr: "increase(chatload_probe_check_failures_total{probe=\"partition_balance\",check=\"imbalance\"}[15m]) > 0".into(),
-            for_: "0m",
-            severity: "warning",
-            summary: "Rows per stream vary by {{ with printf \"chatload_partition_balance_cv{job=%q,instance=%q}\" $labels.job $labels.instance | query }}{{ . | first | value | humanizePercentage }}{{ end }}".into(),
-            description: format!("The skew CV of rows per stream (the coefficient of variation beyond what uniform random choice gives, significant at 99.9 %) exceeded {}: some partitions are hot.", num(s.partition_balance_cv)),
-        },
-        Alert {
-            name: "ChatloadRedisCacheInconsistent",
-            // Only while the redis_cache probe runs: its gauge starts at 0 and a disabled probe never sets it.
-            expr: "chatload_redis_cache_consistent == 0 and on (job, instance) \
-                   (sum by (job, instance) (increase(chatload_probe_runs_total{probe=\"redis_cache\"}[15m])) > 0)"
-                .into(),
-            for_: "5m",
-            severity: "warning",
-            summary: "Redis cache disagrees with ScyllaDB on {{ $labels.instance }}".into(),
-            description: "The newest entry of the probe stream's Redis cache is not the newest row in ScyllaDB: clients reading the cache see missing or stale messages.".into(),
-        },
-    ];
-    for (sli, budget, what) in [
-        ("write_errors", error_budget, "write success"),
-        ("write_slow", latency_budget, "write latency"),
-    ] {
-        let slug = if sli == "write_errors" {
-            "WriteErrorBudget"
-        } else {
-            "WriteLatencyBudget"
-        };
-        let burn = |long: &str, short: &str, factor: f64| {
-            format!(
-                "chatload:{sli}:ratio_rate{long} > ({factor} * {b}) and chatload:{sli}:ratio_rate{short} > ({factor} * {b})",
-                b = num(budget)
-            )
-        };
-        let target = if sli == "write_errors" {
-            format!("{} of writes succeed", pct(s.write_success))
-        } else {
-            format!("99 % of writes within {}", human(s.write_p99))
-        };
-        alerts.push(Alert {
-            name: if sli == "write_errors" { "ChatloadWriteErrorBudgetBurnFast" } else { "ChatloadWriteLatencyBudgetBurnFast" },
-            expr: format!("({}) or ({})", burn("1h", "5m", 14.4), burn("6h", "30m", 6.0)),
-            for_: "2m",
-            severity: "critical",
-            summary: format!("The {what} error budget burns fast"),
-            description: format!("At the current rate the 30-day budget of the SLO \"{target}\" is gone in under 5 days (burn rate 14.4 over 1 h or 6 over 6 h). {slug}: act now."),
-        });
-        alerts.push(Alert {
-            name: if sli == "write_errors" { "ChatloadWriteErrorBudgetBurnSlow" } else { "ChatloadWriteLatencyBudgetBurnSlow" },
-            expr: format!("({}) or ({})", burn("1d", "2h", 3.0), burn("3d", "6h", 1.0)),
-            for_: "15m",
-            severity: "warning",
-            summary: format!("The {what} error budget burns steadily"),
-            description: format!("The SLO \"{target}\" is consuming its 30-day budget faster than it renews (burn rate 3 over 1 d or 1 over 3 d). {slug}: look at it this week."),
-        });
-    }
-
-    let _ = writeln!(out, "  - name: chatload-alerts");
-    let _ = writeln!(out, "    rules:");
-    for a in &alerts {
-        let _ = writeln!(out, "      - alert: {}", a.name);
-        let _ = writeln!(out, "        expr: {}", quote(&a.expr));
-        let _ = writeln!(out, "        for: {}", a.for_);
-        let _ = writeln!(out, "        labels:");
-        let _ = writeln!(out, "          severity: {}", a.severity);
-        let _ = writeln!(out, "        annotations:");
-        let _ = writeln!(out, "          summary: {}", quote(&a.summary));
-        let _ = writeln!(out, "          description: {}", quote(&a.description));
-        let _ = writeln!(
-            out,
-            "          runbook_url: {}",
-            quote(&format!("{runbook_base}#{}", a.name.to_lowercase()))
-        );
-    }
-    out
-}
-
-fn record(out: &mut String, name: &str, expr: &str) {
-    let _ = writeln!(out, "      - record: {name}");
-    let _ = writeln!(out, "        expr: {}", quote(expr));
-}
-
 fn pct(r: f64) -> String {
     format!("{} %", num((r * 1e6).round() / 1e4))
-}
-
-/// A YAML double-quoted string.
-fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// Every alert name `generate` produces, for docs and tests.
-pub fn alert_names(cfg: &Config) -> Vec<String> {
-    generate(cfg, DEFAULT_RUNBOOK_BASE)
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("- alert: ").map(str::to_string))
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::HumanDuration;
+    use std::collections::BTreeSet;
+
+    impl Rule {
+        fn expr(&self) -> &str {
+            match self {
+                Rule::Record { expr, .. } | Rule::Alert { expr, .. } => expr,
+            }
+        }
+    }
+
+    fn annotations<'a>(file: &'a RuleFile, name: &str) -> &'a Annotations {
+        file.rules()
+            .find_map(|r| match r {
+                Rule::Alert {
+                    alert, annotations, ..
+                } if alert == name => Some(annotations),
+                _ => None,
+            })
+            .unwrap()
+    }
 
     #[test]
     fn slo_targets_appear_in_the_rules() {
         let mut cfg = Config::default();
         cfg.slo.write_p99 = HumanDuration::from_millis(10);
         cfg.slo.write_success = 0.995;
-        let rules = generate(&cfg, "https://example.org/README.md");
+        let file = rule_file(&cfg, "https://example.org/README.md");
+        let exprs: Vec<&str> = file.rules().map(Rule::expr).collect();
+        assert!(exprs.contains(&"chatload:write_slow:ratio_rate5m > 0.01"));
         assert!(
-            rules.contains("chatload:write_slow:ratio_rate5m > 0.01"),
-            "{rules}"
-        );
-        assert!(
-            rules.contains(r#"le=\"0.01\""#),
+            exprs.iter().any(|e| e.contains(r#"le="0.01""#)),
             "slow writes counted at the SLO bucket"
         );
-        assert!(rules.contains("> (14.4 * 0.005) and"), "{rules}");
-        assert!(
-            rules.contains(
-                "runbook_url: \"https://example.org/README.md#chatloadwritelatencyhigh\""
-            )
+        assert!(exprs.iter().any(|e| e.contains("> (14.4 * 0.005) and")));
+        assert_eq!(
+            annotations(&file, "ChatloadWriteLatencyHigh").runbook_url,
+            "https://example.org/README.md#chatloadwritelatencyhigh"
         );
     }
 
@@ -397,13 +446,11 @@ mod tests {
         let mut cfg = Config::default();
         cfg.slo.write_p99 = HumanDuration::from_millis(7);
         cfg.slo.range_5m_max = HumanDuration::from_millis(40);
-        let rules = generate(&cfg, DEFAULT_RUNBOOK_BASE);
-        assert!(rules.contains(r#"le=\"0.007\""#), "{rules}");
-        assert!(
-            rules.contains(r#"probe=\"range_5m\",le=\"0.04\""#),
-            "{rules}"
-        );
-        assert!(!rules.contains(r#"le=\"0.005\""#), "{rules}");
+        let file = rule_file(&cfg, DEFAULT_RUNBOOK_BASE);
+        let any = |s: &str| file.rules().any(|r| r.expr().contains(s));
+        assert!(any(r#"le="0.007""#));
+        assert!(any(r#"probe="range_5m",le="0.04""#));
+        assert!(!any(r#"le="0.005""#));
     }
 
     /// The committed rules are exactly what the documented default config generates.
@@ -426,15 +473,21 @@ mod tests {
     /// Every recording rule has a `promql_expr_test` of its own in the committed promtool tests.
     #[test]
     fn every_recording_rule_has_its_own_expression_test() {
-        let rules = generate(&Config::default(), DEFAULT_RUNBOOK_BASE);
-        let tests = include_str!("../deploy/prometheus/rules/chatload-rules.test.yml");
-        let tested: Vec<&str> = tests
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("- expr: "))
+        let tests: serde_norway::Value = serde_norway::from_str(include_str!(
+            "../deploy/prometheus/rules/chatload-rules.test.yml"
+        ))
+        .unwrap();
+        let tested: Vec<&str> = (tests["tests"].as_sequence().unwrap().iter())
+            .filter_map(|t| t["promql_expr_test"].as_sequence())
+            .flatten()
+            .filter_map(|t| t["expr"].as_str())
             .collect();
-        let records: Vec<&str> = rules
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("- record: "))
+        let file = rule_file(&Config::default(), DEFAULT_RUNBOOK_BASE);
+        let records: Vec<&str> = (file.rules())
+            .filter_map(|r| match r {
+                Rule::Record { record, .. } => Some(record.as_str()),
+                Rule::Alert { .. } => None,
+            })
             .collect();
         assert_eq!(records.len(), 18);
         for r in records {
@@ -446,16 +499,29 @@ mod tests {
     }
 
     #[test]
-    fn every_alert_has_severity_summary_description_and_runbook() {
-        let rules = generate(&Config::default(), DEFAULT_RUNBOOK_BASE);
-        let alerts = rules.matches("- alert: ").count();
-        assert!(alerts >= 20, "{alerts}");
-        for key in ["severity: ", "summary: ", "description: ", "runbook_url: "] {
-            assert_eq!(rules.matches(key).count(), alerts, "{key}");
-        }
+    fn every_alert_has_a_unique_name_texts_and_its_runbook_section() {
+        let file = rule_file(&Config::default(), DEFAULT_RUNBOOK_BASE);
         let names = alert_names(&Config::default());
-        let mut unique = names.clone();
-        unique.dedup();
-        assert_eq!(unique.len(), names.len());
+        assert!(names.len() >= 20, "{}", names.len());
+        assert_eq!(names.iter().collect::<BTreeSet<_>>().len(), names.len());
+        for name in &names {
+            let a = annotations(&file, name);
+            assert!(!a.summary.is_empty() && !a.description.is_empty(), "{name}");
+            let anchor = name.to_lowercase();
+            assert_eq!(a.runbook_url, format!("README.md#{anchor}"));
+        }
+    }
+
+    /// The output is the comment header, then YAML that reads back as the rules.
+    #[test]
+    fn generated_yaml_reads_back_as_the_rules() {
+        let text = generate(&Config::default(), DEFAULT_RUNBOOK_BASE);
+        assert!(text.starts_with("# Prometheus rules for chatload"));
+        let parsed: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+        let file = rule_file(&Config::default(), DEFAULT_RUNBOOK_BASE);
+        assert_eq!(parsed, serde_norway::to_value(&file).unwrap());
+        let down = &parsed["groups"][1]["rules"][0];
+        assert_eq!(down["for"].as_str(), Some("2m"));
+        assert_eq!(down["labels"]["severity"].as_str(), Some("critical"));
     }
 }
