@@ -59,7 +59,8 @@ def prometheus_rule(rules_text: str) -> str:
     if start is None:
         sys.exit(f"error: {RULES} has no top-level 'groups:' line")
     for line in lines[start + 1 :]:
-        if line and not line[0].isspace() and not line.startswith("#"):
+        # The group list's "- " items may start in column 0 (serde_norway writes them there).
+        if line and not line[0].isspace() and not line.startswith(("#", "-")):
             sys.exit(f"error: {RULES}: unexpected top-level key after 'groups:': {line!r}")
     body = "".join(("  " + line if line.strip() else "") + "\n" for line in lines[start:])
     return PROMETHEUS_RULE_HEADER + body
