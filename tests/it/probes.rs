@@ -3,9 +3,12 @@
 //! entry, a Redis key whose expiry was removed, Zipf-skewed traffic, a deleted `range_5m` row, a
 //! table in ascending order, a tombstone from the future, rows deleted or written again under the
 //! pagination probe); a run that outlasts its timeout is a `timeout`, and runs never overlap.
+//!
+//! The `runs` and `failures` helpers refuse a probe, outcome or check the daemon does not have, so an
+//! assertion of 0 on a misspelled label fails instead of reading a fresh series at 0.
 
 use crate::common::{
-    CASSANDRA, PROBES as ALL, REDIS, STACK_LOCK, config_with, probes_only, require_stack,
+    CASSANDRA, PROBES as ALL, REDIS, STACK_LOCK, config_with, must, probes_only, require_stack,
 };
 use chatload::backend::scylla::{connect, query_first};
 use chatload::probes::{redis_cache, redis_ttl, ttl_expiry};
@@ -32,18 +35,42 @@ async fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) -
     t.elapsed()
 }
 
+/// Runs of `probe` that ended as `outcome`. The labels are checked first: `with_label_values` would
+/// make a misspelled one a fresh series at 0, and an assertion of 0 on it could never fail.
 fn runs(d: &Daemon, probe: &str, outcome: &str) -> u64 {
+    assert!(
+        d.probes().checks().contains_key(probe) && chatload::probes::OUTCOMES.contains(&outcome),
+        "no probe {probe} or no run outcome {outcome}"
+    );
     d.metrics()
         .probe_runs
         .with_label_values(&[probe, outcome])
         .get()
 }
 
+/// Violations of `probe`'s `check` counted so far; the check must be one the probe has (see [`runs`]).
 fn failures(d: &Daemon, probe: &str, check: &str) -> u64 {
+    assert!(
+        d.probes()
+            .checks()
+            .get(probe)
+            .is_some_and(|checks| checks.contains(&check)),
+        "{probe} has no check {check}"
+    );
     d.metrics()
         .probe_check_failures
         .with_label_values(&[probe, check])
         .get()
+}
+
+/// A series of the daemon's exposition; panics, naming it, when no series has those labels (a
+/// `with_label_values` lookup would make a fresh one at 0 instead).
+fn exported(d: &Daemon, name: &str, labels: &[(&str, &str)]) -> f64 {
+    must(
+        &String::from_utf8(d.metrics().encode()).unwrap(),
+        name,
+        labels,
+    )
 }
 
 async fn session(keyspace: &str) -> scylla::client::session::Session {
@@ -95,8 +122,8 @@ async fn all_nine_probes_pass_on_a_healthy_stack() {
         }
         assert!(ok >= 8, "{probe}: only {ok} runs in 60 s");
         assert_eq!(
-            d.metrics().probe_success.with_label_values(&[probe]).get(),
-            1,
+            exported(&d, "chatload_probe_success", &[("probe", probe)]),
+            1.0,
             "{probe}"
         );
     }
@@ -129,7 +156,7 @@ async fn ttl_metadata_fails_when_the_table_ttl_is_altered() {
         || runs(&d, "ttl_metadata", "ok") > 0,
     )
     .await;
-    let healthy_drift = d.metrics().ttl_drift.with_label_values(&["scylla"]).get();
+    let healthy_drift = exported(&d, "chatload_ttl_drift_seconds", &[("backend", "scylla")]);
     assert!(healthy_drift.abs() < 60.0, "{healthy_drift}");
 
     s.query_unpaged(
@@ -147,7 +174,7 @@ async fn ttl_metadata_fails_when_the_table_ttl_is_altered() {
         },
     )
     .await;
-    let drift = d.metrics().ttl_drift.with_label_values(&["scylla"]).get();
+    let drift = exported(&d, "chatload_ttl_drift_seconds", &[("backend", "scylla")]);
     eprintln!(
         "drift after ALTER: {drift} s; table default {}",
         d.metrics().ttl_table_default.get()
@@ -155,11 +182,8 @@ async fn ttl_metadata_fails_when_the_table_ttl_is_altered() {
     assert!((drift - (3600.0 - 2_592_000.0)).abs() < 60.0, "{drift}");
     assert_eq!(d.metrics().ttl_table_default.get(), 3600.0);
     assert_eq!(
-        d.metrics()
-            .probe_success
-            .with_label_values(&["ttl_metadata"])
-            .get(),
-        0
+        exported(&d, "chatload_probe_success", &[("probe", "ttl_metadata")]),
+        0.0
     );
     // No default TTL at all: fresh rows carry none, `no_ttl`.
     s.query_unpaged(
@@ -320,11 +344,8 @@ async fn redis_ttl_fails_when_the_expiry_is_removed() {
     )
     .await;
     assert_eq!(
-        d.metrics()
-            .probe_success
-            .with_label_values(&["redis_ttl"])
-            .get(),
-        0
+        exported(&d, "chatload_probe_success", &[("probe", "redis_ttl")]),
+        0.0
     );
     token.cancel();
     d.wait().await;
@@ -409,6 +430,8 @@ async fn redis_pubsub_times_every_message_it_publishes() {
     .await;
     // One snapshot: runs, checks and latencies of the same runs.
     let s = d.probes().snapshot()["redis_pubsub"].clone();
+    // Read after the snapshot: the counter only grows, so 0 now was 0 then.
+    let lost = failures(&d, "redis_pubsub", "lost");
     token.cancel();
     d.wait().await;
     let ok = s.runs.get("ok").copied().unwrap_or(0);
@@ -420,7 +443,7 @@ async fn redis_pubsub_times_every_message_it_publishes() {
         s.latency.max * 1e3
     );
     assert_eq!(s.runs.values().sum::<u64>(), ok, "{:?}", s.last_problem);
-    assert_eq!(s.check_failures.get("lost").copied().unwrap_or(0), 0);
+    assert_eq!(lost, 0);
     assert_eq!(s.latency.count, 200 * ok);
 }
 
