@@ -1,8 +1,9 @@
 //! Probes against the real stack: all nine pass on a healthy stack, and each check fails when its
 //! fault is real (an altered or removed table TTL, a row that never expires, a deleted or stale cache
-//! entry, a Redis key whose expiry was removed, Zipf-skewed traffic, a deleted `range_5m` row, a
-//! table in ascending order, a tombstone from the future, rows deleted or written again under the
-//! pagination probe); a run that outlasts its timeout is a `timeout`, and runs never overlap.
+//! entry, a Redis key whose expiry was removed, a short key rewritten without one, a proxy that caps
+//! `SET … EX` at 30 s, Zipf-skewed traffic, a deleted `range_5m` row, a table in ascending order, a
+//! tombstone from the future, rows deleted or written again under the pagination probe); a PTTL held
+//! 1.5 s is no `ttl_mismatch`; a run that outlasts its timeout is a `timeout`, and runs never overlap.
 //!
 //! The `runs` and `failures` helpers refuse a probe, outcome or check the daemon does not have, so an
 //! assertion of 0 on a misspelled label fails instead of reading a fresh series at 0.
@@ -16,12 +17,19 @@ use chatload::schema;
 use chatload::{Daemon, config};
 use scylla::value::CqlTimestamp;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 async fn start(keyspace: &str, rest: &str) -> (Daemon, CancellationToken) {
-    let text = config_with(CASSANDRA, REDIS, keyspace, rest);
-    let cfg = config::load_str(&text, Path::new("t"), []).unwrap();
+    start_with(&config_with(CASSANDRA, REDIS, keyspace, rest)).await
+}
+
+/// The daemon with a whole config text.
+async fn start_with(text: &str) -> (Daemon, CancellationToken) {
+    let cfg = config::load_str(text, Path::new("t"), []).unwrap();
     let token = CancellationToken::new();
     (Daemon::start(cfg, token.clone()).await.unwrap(), token)
 }
@@ -747,4 +755,234 @@ async fn redis_ttl_fails_when_a_short_key_does_not_expire() {
         .unwrap();
     token.cancel();
     d.wait().await;
+}
+
+/// What [`RespProxy`] does to the commands it forwards.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    /// Holds each PTTL this long before forwarding it (a slow link: what follows waits too).
+    SlowPttl(Duration),
+    /// Rewrites the seconds of `SET … EX n` to at most this many (a middlebox that caps TTLs).
+    CapEx(u64),
+}
+
+/// A loopback TCP proxy in front of the stack's Redis: each RESP command from the client is parsed
+/// and forwarded as its [`Fault`] says; replies pass through untouched. Dropping it stops the listener
+/// and every connection.
+struct RespProxy {
+    addr: std::net::SocketAddr,
+    fault: Arc<Mutex<Fault>>,
+    rewritten: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RespProxy {
+    async fn start(fault: Fault) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let fault = Arc::new(Mutex::new(fault));
+        let rewritten = Arc::new(AtomicU64::new(0));
+        let (f, n) = (fault.clone(), rewritten.clone());
+        let task = tokio::spawn(async move {
+            // Aborting this task drops the set, which aborts every connection.
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let (client, _) = listener.accept().await.unwrap();
+                while connections.try_join_next().is_some() {}
+                connections.spawn(proxy_connection(client, f.clone(), n.clone()));
+            }
+        });
+        Self {
+            addr,
+            fault,
+            rewritten,
+            task,
+        }
+    }
+
+    fn set(&self, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
+    }
+
+    /// SET commands whose expiry it has changed.
+    fn rewritten(&self) -> u64 {
+        self.rewritten.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for RespProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn proxy_connection(
+    client: tokio::net::TcpStream,
+    fault: Arc<Mutex<Fault>>,
+    rewritten: Arc<AtomicU64>,
+) {
+    let Ok(server) = tokio::net::TcpStream::connect(REDIS).await else {
+        return;
+    };
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = server.into_split();
+    let upstream = async {
+        let (mut buf, mut chunk) = (Vec::new(), vec![0u8; 16 * 1024]);
+        loop {
+            let n = from_client.read(&mut chunk).await?;
+            if n == 0 {
+                return std::io::Result::Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            while let Some((mut args, used)) = resp_command(&buf) {
+                buf.drain(..used);
+                let fault = *fault.lock().unwrap();
+                let is = |i: usize, name: &str| {
+                    args.get(i)
+                        .is_some_and(|a| a.eq_ignore_ascii_case(name.as_bytes()))
+                };
+                match fault {
+                    Fault::SlowPttl(hold) if is(0, "PTTL") => tokio::time::sleep(hold).await,
+                    Fault::CapEx(cap) if is(0, "SET") => {
+                        if let Some(i) = (1..args.len()).find(|&i| is(i, "EX")) {
+                            let secs = args
+                                .get(i + 1)
+                                .and_then(|s| std::str::from_utf8(s).ok()?.parse::<u64>().ok());
+                            if secs.is_some_and(|s| s > cap) {
+                                args[i + 1] = cap.to_string().into_bytes();
+                                rewritten.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                to_server.write_all(&resp_encode(&args)).await?;
+            }
+        }
+    };
+    let downstream = tokio::io::copy(&mut from_server, &mut to_client);
+    tokio::select! {
+        _ = upstream => {}
+        _ = downstream => {}
+    }
+}
+
+/// The first complete RESP command (an array of bulk strings, as clients send them) in `buf`: its
+/// arguments and its length in bytes; `None` while part of it has not arrived.
+fn resp_command(buf: &[u8]) -> Option<(Vec<Vec<u8>>, usize)> {
+    // `<marker><number>\r\n` at `at`: the number and where the next line starts.
+    let header = |at: usize, marker: u8| -> Option<(usize, usize)> {
+        let end = at + buf.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
+        assert_eq!(buf[at], marker, "not a RESP command: {buf:?}");
+        let n = std::str::from_utf8(&buf[at + 1..end]).ok()?.parse().ok()?;
+        Some((n, end + 2))
+    };
+    let (count, mut at) = header(0, b'*')?;
+    let mut args = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (len, start) = header(at, b'$')?;
+        let end = start + len;
+        if buf.len() < end + 2 {
+            return None;
+        }
+        args.push(buf[start..end].to_vec());
+        at = end + 2;
+    }
+    Some((args, at))
+}
+
+fn resp_encode(args: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// `redis_ttl` through a proxy. First a link that holds each PTTL 1.5 s: the key's PTTL reads about
+/// 58.5 s, and that is the time the exchange took, not a wrong expiry (no `ttl_mismatch`). Then a
+/// middlebox that caps `SET … EX` at 30 s: Redis really keeps the key 30 s, `ttl_mismatch` fails and
+/// `chatload_ttl_observed_seconds{backend="redis"}` reads about 30.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_ttl_mismatch_through_a_proxy_that_caps_the_expiry() {
+    // Alone on the stack: the slow phase expects the PTTL to run 1.5 s (not much more) after the SET.
+    let _stack = STACK_LOCK.write().await;
+    require_stack();
+    let hold = Duration::from_millis(1500);
+    let proxy = RespProxy::start(Fault::SlowPttl(hold)).await;
+    let keyspace = "chatload_it_probes_rttl_proxy";
+    let rest = format!(
+        "[traffic]\nwrite_rate = 10.0\nread_rate = 0.0\n{}",
+        probes_only(&["redis_ttl"], "2s").replace(
+            "[probes.redis_ttl]\nenabled = true\n",
+            "[probes.redis_ttl]\nenabled = true\ntimeout = \"10s\"\n"
+        )
+    );
+    let text = config_with(CASSANDRA, &proxy.addr.to_string(), keyspace, &rest)
+        // Only the probe talks to Redis, and a held PTTL is slow, not timed out.
+        .replace("[redis]\n", "[redis]\npubsub = false\ncache = false\n")
+        .replace(
+            "connect_timeout = \"1s\"\nrequest_timeout = \"1s\"\nkey_prefix",
+            "connect_timeout = \"1s\"\nrequest_timeout = \"5s\"\nkey_prefix",
+        );
+    assert!(text.contains("request_timeout = \"5s\""), "{text}");
+    let (d, token) = start_with(&text).await;
+    let observed = || exported(&d, "chatload_ttl_observed_seconds", &[("backend", "redis")]);
+
+    wait_until("two slow redis_ttl runs", Duration::from_secs(25), || {
+        runs(&d, "redis_ttl", "ok") + runs(&d, "redis_ttl", "failed") >= 2
+    })
+    .await;
+    let slow = observed();
+    let mismatches = failures(&d, "redis_ttl", "ttl_mismatch");
+    eprintln!("PTTL held {hold:?}: observed {slow:.3} s, {mismatches} ttl_mismatch");
+    assert!(
+        (57.0..59.0).contains(&slow),
+        "the held PTTL reads the expiry less the hold: {slow}"
+    );
+    assert_eq!(mismatches, 0, "a slow PTTL is not a wrong expiry");
+    assert_eq!(runs(&d, "redis_ttl", "failed"), 0);
+
+    proxy.set(Fault::CapEx(30));
+    let took = wait_until(
+        "redis_ttl to see the capped expiry",
+        Duration::from_secs(15),
+        || failures(&d, "redis_ttl", "ttl_mismatch") > 0,
+    )
+    .await;
+    let capped = observed();
+    eprintln!(
+        "EX capped at 30 s: observed {capped:.3} s, ttl_mismatch after {:.1} s, {} SETs rewritten",
+        took.as_secs_f64(),
+        proxy.rewritten()
+    );
+    assert!((29.0..=30.0).contains(&capped), "{capped}");
+    assert!(proxy.rewritten() > 0);
+    assert!(runs(&d, "redis_ttl", "failed") > 0);
+    // Redis itself, read directly, holds the probe's key for at most 30 s.
+    let (long, _) = redis_ttl::keys(&d.probes().context().clone());
+    let mut r = redis().await;
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&long)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!((0..=30_000).contains(&pttl), "PTTL {pttl} ms in Redis");
+    token.cancel();
+    d.wait().await;
+    drop(proxy);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{keyspace}:*"))
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut r)
+            .await
+            .unwrap();
+    }
 }
