@@ -1,9 +1,10 @@
-//! Probes against the real stack: all nine pass on a healthy stack, and each check fails when its
-//! fault is real (an altered or removed table TTL, a row that never expires, a deleted or stale cache
-//! entry, a Redis key whose expiry was removed, a short key rewritten without one, a proxy that caps
-//! `SET … EX` at 30 s, Zipf-skewed traffic, a deleted `range_5m` row, a table in ascending order, a
-//! tombstone from the future, rows deleted or written again under the pagination probe); a PTTL held
-//! 1.5 s is no `ttl_mismatch`; a run that outlasts its timeout is a `timeout`, and runs never overlap.
+//! Probes against the real stack: all nine pass on a healthy stack, and every check of every probe
+//! fails when its fault is real (an altered or removed table TTL, a row that never expires, a deleted
+//! or stale cache entry, a Redis key whose expiry was removed, a short key rewritten without one, a
+//! proxy that caps `SET … EX` at 30 s, PUBLISH denied to the probe's ACL user while its subscription
+//! stays up, Zipf-skewed traffic, a deleted `range_5m` row, a table in ascending order, a tombstone
+//! from the future, rows deleted or written again under the pagination probe); a PTTL held 1.5 s is
+//! no `ttl_mismatch`; a run that outlasts its timeout is a `timeout`, and runs never overlap.
 //!
 //! The `runs` and `failures` helpers refuse a probe, outcome or check the daemon does not have, so an
 //! assertion of 0 on a misspelled label fails instead of reading a fresh series at 0.
@@ -755,6 +756,189 @@ async fn redis_ttl_fails_when_a_short_key_does_not_expire() {
         .unwrap();
     token.cancel();
     d.wait().await;
+}
+
+/// A Redis ACL user of the test's own on the stack's Redis (all keys, channels and commands),
+/// deleted when dropped, also when the test fails.
+struct AclUser(&'static str);
+
+impl AclUser {
+    async fn create(name: &'static str, password: &str) -> Self {
+        let user = Self(name);
+        let mut r = redis().await;
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(name)
+            .arg("reset")
+            .arg("on")
+            .arg(format!(">{password}"))
+            .arg("~*")
+            .arg("&*")
+            .arg("+@all")
+            .query_async(&mut r)
+            .await
+            .unwrap();
+        user
+    }
+
+    /// `ACL SETUSER <name> <rule>`.
+    async fn set(&self, rule: &str) {
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(self.0)
+            .arg(rule)
+            .query_async(&mut redis().await)
+            .await
+            .unwrap();
+    }
+
+    /// Ids of this user's connections with a channel subscription (`CLIENT LIST`).
+    async fn subscribers(&self) -> Vec<String> {
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut redis().await)
+            .await
+            .unwrap();
+        let user = format!(" user={} ", self.0);
+        list.lines()
+            .filter(|l| l.contains(&user) && !l.contains(" sub=0 "))
+            .filter_map(|l| l.strip_prefix("id=")?.split(' ').next().map(String::from))
+            .collect()
+    }
+}
+
+impl Drop for AclUser {
+    fn drop(&mut self) {
+        let deleted = redis::Client::open(format!("redis://{REDIS}"))
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+            .and_then(|mut c| {
+                redis::cmd("ACL")
+                    .arg("DELUSER")
+                    .arg(self.0)
+                    .query::<i64>(&mut c)
+            });
+        if let Err(e) = deleted {
+            eprintln!("ACL DELUSER {} failed: {e}", self.0);
+        }
+    }
+}
+
+/// `redis_pubsub` run as an ACL user that loses the right to PUBLISH while its subscription stays up
+/// (Redis disconnects subscribers only when channel permissions shrink, not commands): every PUBLISH
+/// is refused with NOPERM and its message counted `lost`, the runs are `failed`, not `error`, and
+/// the same subscriber connection serves the runs after the right is given back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_pubsub_counts_lost_messages_when_publish_is_denied() {
+    // It changes an ACL user on the shared Redis: alone on the stack.
+    let _stack = STACK_LOCK.write().await;
+    require_stack();
+    const MESSAGES: u64 = 20;
+    let (name, password) = ("chatload_it_pubsub", "it-pubsub-Secret-31");
+    let user = AclUser::create(name, password).await;
+    let keyspace = "chatload_it_probes_pubsub_acl";
+    let text = config_with(
+        CASSANDRA,
+        REDIS,
+        keyspace,
+        &format!(
+            "[traffic]\nwrite_rate = 10.0\nread_rate = 0.0\n{}",
+            probes_only(&["redis_pubsub"], "1s").replace(
+                "[probes.redis_pubsub]\nenabled = true\n",
+                &format!("[probes.redis_pubsub]\nenabled = true\nmessages = {MESSAGES}\n")
+            )
+        ),
+    )
+    // Only the probe publishes: the traffic's own PUBLISH and cache writes are off.
+    .replace(
+        "[redis]\n",
+        &format!(
+            "[redis]\nusername = \"{name}\"\npassword = \"{password}\"\npubsub = false\ncache = false\n"
+        ),
+    );
+    let (d, token) = start_with(&text).await;
+    wait_until(
+        "a healthy redis_pubsub run",
+        Duration::from_secs(20),
+        || runs(&d, "redis_pubsub", "ok") > 0,
+    )
+    .await;
+    assert_eq!(failures(&d, "redis_pubsub", "lost"), 0);
+    assert_eq!(runs(&d, "redis_pubsub", "failed"), 0);
+    let subscriber = user.subscribers().await;
+    assert_eq!(subscriber.len(), 1, "the probe's subscriber connection");
+
+    user.set("-publish").await;
+    let took = wait_until(
+        "redis_pubsub to count lost messages",
+        Duration::from_secs(15),
+        || {
+            runs(&d, "redis_pubsub", "failed") >= 2
+                && failures(&d, "redis_pubsub", "lost") >= 2 * MESSAGES
+        },
+    )
+    .await;
+    // Runs and losses of the same runs (one snapshot), then the exposition, which has counted them
+    // before the snapshot did.
+    let s = d.probes().snapshot()["redis_pubsub"].clone();
+    let (failed, lost) = (s.runs["failed"], s.check_failures["lost"]);
+    let counted = exported(
+        &d,
+        "chatload_probe_check_failures_total",
+        &[("probe", "redis_pubsub"), ("check", "lost")],
+    );
+    eprintln!(
+        "PUBLISH denied: {failed} failed runs, {lost} messages lost ({counted} exported), seen after {:.1} s; last problem {:?}",
+        took.as_secs_f64(),
+        s.last_problem
+    );
+    assert!(counted >= lost as f64, "{counted} exported, {lost} lost");
+    // Every message of a run after the denial is lost; the first one may have straddled it.
+    assert!(
+        lost <= failed * MESSAGES && lost > (failed - 1) * MESSAGES,
+        "{lost} lost in {failed} failed runs of {MESSAGES} messages"
+    );
+    for outcome in ["error", "timeout"] {
+        assert_eq!(runs(&d, "redis_pubsub", outcome), 0, "{outcome} runs");
+    }
+    assert_eq!(
+        exported(&d, "chatload_probe_success", &[("probe", "redis_pubsub")]),
+        0.0
+    );
+    // Redis itself logged the refusals: this user, the PUBLISH command.
+    let log: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("ACL")
+        .arg("LOG")
+        .arg(100)
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+    let text_of = |v: Option<&redis::Value>| match v {
+        Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).to_string(),
+        other => format!("{other:?}"),
+    };
+    assert!(
+        log.iter().any(|e| text_of(e.get("username")) == name
+            && text_of(e.get("reason")) == "command"
+            && text_of(e.get("object")) == "publish"),
+        "no ACL LOG entry for {name}'s PUBLISH: {log:?}"
+    );
+    assert_eq!(
+        user.subscribers().await,
+        subscriber,
+        "the subscription stayed up through the ACL change"
+    );
+
+    // The right given back: the same subscription receives again.
+    user.set("+publish").await;
+    let ok_before = runs(&d, "redis_pubsub", "ok");
+    wait_until("a healthy run again", Duration::from_secs(10), || {
+        runs(&d, "redis_pubsub", "ok") > ok_before
+    })
+    .await;
+    assert_eq!(runs(&d, "redis_pubsub", "error"), 0);
+    assert_eq!(user.subscribers().await, subscriber);
+    token.cancel();
+    d.wait().await;
+    drop(user);
 }
 
 /// What [`RespProxy`] does to the commands it forwards.
