@@ -4,7 +4,7 @@
 
 use crate::common::{
     CASSANDRA, Chatload, REDIS, REDIS_UP, ResumeOnDrop, STACK_LOCK, assert_rss_bounded,
-    cassandra_pid, closed_port, config_with, failures, fresh_keyspace, ops_series, rate_over,
+    cassandra_pid, closed_port, config_with, failures, fresh_keyspace, must, ops_series, rate_over,
     require_stack, signal, watch,
 };
 use chatload::measure::metrics::Metrics;
@@ -84,6 +84,15 @@ async fn steady_traffic_60s_at_1000_per_second() {
         "unavailable",
         "dropped",
     ];
+    // Every series read below is exported: a misspelled label would be a fresh series at 0 to the
+    // typed reads, and "only ok outcomes" could never fail.
+    let exposition = String::from_utf8(m.encode()).unwrap();
+    for (backend, op) in [("scylla", "write"), ("scylla", "read"), ("redis", "write")] {
+        for o in outcomes {
+            let labels = [("backend", backend), ("op", op), ("outcome", o)];
+            must(&exposition, "chatload_operations_total", &labels);
+        }
+    }
     let snapshot = |m: &Metrics| {
         let mut v = vec![];
         for (backend, op) in [("scylla", "write"), ("scylla", "read"), ("redis", "write")] {
