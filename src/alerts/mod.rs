@@ -29,25 +29,43 @@ pub use rules::{DEFAULT_RUNBOOK_BASE, JOB, SCHEDULE_LAG_TARGET};
 
 use crate::config::Config;
 use crate::measure::slo;
+
 /// The rules file for `cfg`; runbook links start with `runbook_base`.
 pub fn generate(cfg: &Config, runbook_base: &str) -> String {
     let s = &cfg.slo;
-    let header = format!(
+    let catalog = cfg.probes.catalog();
+    let targets: Vec<String> = [
+        format!("write_p99 {}", s.write_p99),
+        format!("write_success {}", num(s.write_success)),
+        format!("throughput_ratio {}", num(s.throughput_ratio)),
+    ]
+    .into_iter()
+    .chain(
+        catalog
+            .slos()
+            .map(|(_, slo)| format!("{} {}", slo.key, cfg.slo.threshold(slo))),
+    )
+    .collect();
+    let mut header = String::from(
         "# Prometheus rules for chatload, generated from the [slo] section of its config by\n\
          #   chatload generate alerts --config FILE\n\
-         # Do not edit by hand: regenerate. Targets: write p99 {}, write success {}, throughput\n\
-         # ratio {}, recent_50 p99 {}, range_5m max {}, pagination page p99 {}, TTL tolerance {},\n\
-         # partition balance CV {}, Redis pub/sub p99 {}.\n",
-        s.write_p99,
-        num(s.write_success),
-        num(s.throughput_ratio),
-        s.recent_50_p99,
-        s.range_5m_max,
-        s.pagination_page_p99,
-        s.ttl_tolerance,
-        num(s.partition_balance_cv),
-        s.redis_pubsub_p99,
+         # Do not edit by hand: regenerate. Targets:",
     );
+    let mut line = header.len() - header.rfind('\n').map_or(0, |i| i + 1);
+    for (i, t) in targets.iter().enumerate() {
+        let item = if i + 1 < targets.len() {
+            format!(" {t},")
+        } else {
+            format!(" {t}.")
+        };
+        if line + item.len() > 100 {
+            header.push_str("\n#");
+            line = 1;
+        }
+        header.push_str(&item);
+        line += item.len();
+    }
+    header.push('\n');
     let rules = serde_norway::to_string(&rule_file(cfg, runbook_base))
         .expect("strings and lists serialize to YAML");
     header + &rules
@@ -113,7 +131,7 @@ mod tests {
 
     #[test]
     fn slo_targets_appear_in_the_rules() {
-        let mut cfg = Config::default();
+        let mut cfg = crate::probes::registry::defaults();
         cfg.slo.write_p99 = HumanDuration::from_millis(10);
         cfg.slo.write_success = 0.995;
         let file = rule_file(&cfg, "https://example.org/README.md");
@@ -132,9 +150,9 @@ mod tests {
 
     #[test]
     fn a_threshold_between_default_buckets_is_counted_at_its_own_bound() {
-        let mut cfg = Config::default();
+        let mut cfg = crate::probes::registry::defaults();
         cfg.slo.write_p99 = HumanDuration::from_millis(7);
-        cfg.slo.range_5m_max = HumanDuration::from_millis(40);
+        cfg.slo.probes.insert("range_5m_max".into(), "40ms".into());
         let file = rule_file(&cfg, DEFAULT_RUNBOOK_BASE);
         let any = |s: &str| file.rules().any(|r| r.expr().contains(s));
         assert!(any(r#"le="0.007""#));
@@ -149,6 +167,7 @@ mod tests {
             include_str!("../../config/chatload.toml"),
             std::path::Path::new("config/chatload.toml"),
             [],
+            &crate::probes::registry::catalog(),
         )
         .unwrap();
         let committed = include_str!("../../deploy/prometheus/rules/chatload-rules.yml");
@@ -171,7 +190,7 @@ mod tests {
             .flatten()
             .filter_map(|t| t["expr"].as_str())
             .collect();
-        let file = rule_file(&Config::default(), DEFAULT_RUNBOOK_BASE);
+        let file = rule_file(&crate::probes::registry::defaults(), DEFAULT_RUNBOOK_BASE);
         let records: Vec<&str> = (file.rules())
             .filter_map(|r| match r {
                 Rule::Record { record, .. } => Some(record.as_str()),
@@ -189,8 +208,8 @@ mod tests {
 
     #[test]
     fn every_alert_has_a_unique_name_texts_and_its_runbook_section() {
-        let file = rule_file(&Config::default(), DEFAULT_RUNBOOK_BASE);
-        let names = alert_names(&Config::default());
+        let file = rule_file(&crate::probes::registry::defaults(), DEFAULT_RUNBOOK_BASE);
+        let names = alert_names(&crate::probes::registry::defaults());
         assert!(names.len() >= 20, "{}", names.len());
         assert_eq!(names.iter().collect::<BTreeSet<_>>().len(), names.len());
         for name in &names {
@@ -204,10 +223,10 @@ mod tests {
     /// The output is the comment header, then YAML that reads back as the rules.
     #[test]
     fn generated_yaml_reads_back_as_the_rules() {
-        let text = generate(&Config::default(), DEFAULT_RUNBOOK_BASE);
+        let text = generate(&crate::probes::registry::defaults(), DEFAULT_RUNBOOK_BASE);
         assert!(text.starts_with("# Prometheus rules for chatload"));
         let parsed: serde_norway::Value = serde_norway::from_str(&text).unwrap();
-        let file = rule_file(&Config::default(), DEFAULT_RUNBOOK_BASE);
+        let file = rule_file(&crate::probes::registry::defaults(), DEFAULT_RUNBOOK_BASE);
         assert_eq!(parsed, serde_norway::to_value(&file).unwrap());
         let down = &parsed["groups"][1]["rules"][0];
         assert_eq!(down["for"].as_str(), Some("2m"));

@@ -34,23 +34,14 @@ pub enum Format {
 /// the duration (and its jitter at a quarter of the interval).
 pub fn compress_probe_intervals(cfg: &mut Config, duration: Duration) {
     let cap = HumanDuration((duration / 3).max(Duration::from_secs(1)));
-    let p = &mut cfg.probes;
-    for (interval, jitter) in [
-        (&mut p.ttl_metadata.interval, &mut p.ttl_metadata.jitter),
-        (&mut p.ttl_expiry.interval, &mut p.ttl_expiry.jitter),
-        (&mut p.recent_50.interval, &mut p.recent_50.jitter),
-        (&mut p.range_5m.interval, &mut p.range_5m.jitter),
-        (&mut p.pagination.interval, &mut p.pagination.jitter),
-        (
-            &mut p.partition_balance.interval,
-            &mut p.partition_balance.jitter,
-        ),
-        (&mut p.redis_ttl.interval, &mut p.redis_ttl.jitter),
-        (&mut p.redis_cache.interval, &mut p.redis_cache.jitter),
-        (&mut p.redis_pubsub.interval, &mut p.redis_pubsub.jitter),
-    ] {
-        *interval = (*interval).min(cap);
-        *jitter = (*jitter).min(HumanDuration(interval.get() / 4));
+    let names: Vec<&str> = cfg.probes.iter().map(|(name, _)| name).collect();
+    for name in names {
+        let p = cfg
+            .probes
+            .schedule_mut(name)
+            .expect("a probe of the catalog");
+        p.interval = p.interval.min(cap);
+        p.jitter = p.jitter.min(HumanDuration(p.interval.get() / 4));
     }
 }
 
@@ -128,7 +119,7 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
     }
     let window = traffic.snapshot().minus_counts(&start_snapshot);
     let probes = daemon.probes().snapshot();
-    let mut measured = Measured {
+    let measured = Measured {
         traffic: window.clone(),
         probe_buckets: probe_buckets(&cfg, &metrics)
             .into_iter()
@@ -140,9 +131,7 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
         probes,
         seconds,
         target_write_rate: instance_rate(cfg.traffic.write_rate, &cfg),
-        ..Default::default()
     };
-    measured.read_probe_gauges(&metrics);
     let backends = metrics.backend_descriptions();
     stop(daemon).await;
 
@@ -211,14 +200,14 @@ mod tests {
 
     #[test]
     fn probe_intervals_are_compressed_into_the_run() {
-        let mut cfg = Config::default();
+        let mut cfg = crate::probes::registry::defaults();
         compress_probe_intervals(&mut cfg, Duration::from_secs(30));
         for (name, p) in cfg.probes.iter() {
             assert!(p.interval.get() <= Duration::from_secs(10), "{name}");
             assert!(p.jitter.get() <= p.interval.get() / 4, "{name}");
         }
         assert_eq!(
-            cfg.probes.recent_50.interval.get(),
+            cfg.probes.schedule("recent_50").unwrap().interval.get(),
             Duration::from_secs(5),
             "shorter ones are kept"
         );

@@ -185,8 +185,13 @@ pub fn execute(cli: Cli) -> ExitCode {
 
 fn load(path: Option<&Path>) -> Result<Config, u8> {
     let result = match path {
-        Some(p) => config::load(p),
-        None => config::load_str("", Path::new("<defaults>"), std::env::vars()),
+        Some(p) => config::load(p, &crate::probes::registry::catalog()),
+        None => config::load_str(
+            "",
+            Path::new("<defaults>"),
+            std::env::vars(),
+            &crate::probes::registry::catalog(),
+        ),
     };
     result.map_err(|e| {
         eprintln!("error: {e}");

@@ -5,9 +5,10 @@
 //! own path ("unknown field" for keys that do not exist, a type error for wrong values). The keys that pass
 //! are then deserialized together and [`Config::validate`] adds the semantic problems.
 
-use super::model::Config;
+use super::catalog::Catalog;
+use super::model::{Config, SloConfig};
+use super::rules::FieldError;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 
@@ -18,37 +19,6 @@ pub const ENV_SEPARATOR: &str = "__";
 /// The pod's name (set from the Downward API in a StatefulSet); when `instance.index` is set neither
 /// in the file nor in the environment, its trailing ordinal (`chatload-2` → 2) is the index.
 pub const POD_NAME_ENV: &str = "CHATLOAD_POD_NAME";
-
-/// One problem with one key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// Dotted key path, `traffic.write_rate`.
-    pub key: String,
-    /// What is wrong, in words.
-    pub message: String,
-    /// The environment variable the value came from, if it did not come from the file.
-    pub env: Option<String>,
-}
-
-impl FieldError {
-    /// A problem at `key`.
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-            env: None,
-        }
-    }
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.env {
-            Some(var) => write!(f, "{} (from ${var}): {}", self.key, self.message),
-            None => write!(f, "{}: {}", self.key, self.message),
-        }
-    }
-}
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -87,20 +57,23 @@ fn list(errors: &[FieldError]) -> String {
         .join("\n")
 }
 
-/// Load `path`, apply `CHATLOAD_*__*` variables of this process's environment, and validate.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
+/// Load `path` for the probes of `catalog`, apply `CHATLOAD_*__*` variables of this process's
+/// environment, and validate.
+pub fn load(path: &Path, catalog: &Catalog) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    load_str(&text, path, std::env::vars())
+    load_str(&text, path, std::env::vars(), catalog)
 }
 
-/// Load config `text` (named `path` in messages) with the given environment, and validate.
+/// Load config `text` (named `path` in messages) for the probes of `catalog` with the given
+/// environment, and validate.
 pub fn load_str(
     text: &str,
     path: &Path,
     env: impl IntoIterator<Item = (String, String)>,
+    catalog: &Catalog,
 ) -> Result<Config, ConfigError> {
     let mut tree: Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
         path: path.to_path_buf(),
@@ -110,12 +83,18 @@ pub fn load_str(
     let mut env_keys = apply_env(&mut tree, env.iter().cloned());
     index_from_pod_name(&mut tree, &env, &mut env_keys);
 
-    let defaults = Value::try_from(Config::default()).expect("default config serializes");
+    let mut defaults = Value::try_from(Config::default()).expect("default config serializes");
+    let probe_defaults = probe_defaults(catalog);
+    merge(
+        defaults.as_table_mut().expect("a config is a table"),
+        &probe_defaults,
+    );
     let mut leaves = Vec::new();
     collect_leaves(&tree, &defaults, &mut Vec::new(), &mut leaves);
 
     let mut errors = Vec::new();
-    let mut good = Table::new();
+    // The probes' tables and `[slo]` keys are maps to serde: their defaults come from the catalog.
+    let mut good = probe_defaults;
     for (key_path, value) in leaves {
         let raw_env = env_keys.get(&key_path).map(|(_, raw)| raw.as_str());
         // An unknown table is one leaf; name the variable that put a key below it.
@@ -123,7 +102,7 @@ pub fn load_str(
             .iter()
             .find(|(k, _)| k.starts_with(&key_path))
             .map(|(_, (var, _))| var.clone());
-        match check_leaf(&defaults, &key_path, &value, raw_env) {
+        match check_leaf(&defaults, catalog, &key_path, &value, raw_env) {
             Ok(accepted) => set_path(&mut good, &key_path, accepted),
             Err(message) => errors.push(FieldError {
                 key: key_path.join("."),
@@ -133,9 +112,10 @@ pub fn load_str(
         }
     }
 
-    let config: Config = Value::Table(good)
+    let mut config: Config = Value::Table(good)
         .try_into()
         .expect("keys that pass one by one deserialize together");
+    config.probes.set_catalog(catalog.clone());
     let failed: Vec<String> = errors.iter().map(|e| e.key.clone()).collect();
     for mut e in config.validate() {
         // A key that failed to parse was replaced by its default; don't report that default too.
@@ -241,6 +221,7 @@ fn collect_leaves(
 /// Try one leaf set into the defaults; returns the value to keep, or serde's complaint.
 fn check_leaf(
     defaults: &Value,
+    catalog: &Catalog,
     key_path: &[String],
     value: &Value,
     raw_env: Option<&str>,
@@ -250,6 +231,7 @@ fn check_leaf(
             unreachable!("config serializes to a table")
         };
         set_path(&mut t, key_path, v.clone());
+        check_probes(catalog, &t).map_err(|e| plain_types(&e))?;
         Value::Table(t)
             .try_into::<Config>()
             .map(|_| ())
@@ -280,6 +262,87 @@ fn plain_types(message: &str) -> String {
         .replace("expected a boolean", "expected true or false")
 }
 
+/// The defaults `catalog` adds to a config tree: each probe's table and its `[slo]` keys.
+fn probe_defaults(catalog: &Catalog) -> Table {
+    let mut probes = Table::new();
+    let mut slo = Table::new();
+    for p in catalog.specs() {
+        let Value::Table(mut t) = Value::try_from(&p.schedule).expect("a schedule serializes")
+        else {
+            unreachable!("a struct serializes to a table")
+        };
+        t.extend((p.options)());
+        probes.insert(p.name.into(), Value::Table(t));
+        for s in p.slos {
+            slo.insert(s.key.into(), s.default.to_toml());
+        }
+    }
+    Table::from_iter([
+        ("probes".to_string(), Value::Table(probes)),
+        ("slo".to_string(), Value::Table(slo)),
+    ])
+}
+
+/// Serde's complaint about the probe tables and `[slo]` keys of `tree`, if any: tables of probes
+/// `catalog` does not have, keys a probe does not have, values of the wrong type.
+fn check_probes(catalog: &Catalog, tree: &Table) -> Result<(), String> {
+    let names = || {
+        catalog
+            .specs()
+            .map(|s| format!("`{}`", s.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(probes) = tree.get("probes").and_then(Value::as_table) {
+        for (name, table) in probes {
+            let Some(spec) = catalog.get(name) else {
+                return Err(format!(
+                    "unknown field `{name}`, expected one of {}",
+                    names()
+                ));
+            };
+            let mut own = table.as_table().cloned().unwrap_or_default();
+            for key in ["enabled", "interval", "timeout", "jitter"] {
+                own.remove(key);
+            }
+            (spec.parse)(&own)?;
+        }
+    }
+    if let Some(slo) = tree.get("slo").and_then(Value::as_table) {
+        for (key, value) in slo {
+            if SloConfig::TRAFFIC_KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            let Some((_, spec)) = catalog.slos().find(|(_, s)| s.key == key) else {
+                let keys: Vec<String> = SloConfig::TRAFFIC_KEYS
+                    .iter()
+                    .copied()
+                    .chain(catalog.slos().map(|(_, s)| s.key))
+                    .map(|k| format!("`{k}`"))
+                    .collect();
+                return Err(format!(
+                    "unknown field `{key}`, expected one of {}",
+                    keys.join(", ")
+                ));
+            };
+            spec.default.parse(value)?;
+        }
+    }
+    Ok(())
+}
+
+/// Merge `from` into `into`, tables key by key (`from` wins on other values).
+fn merge(into: &mut Table, from: &Table) {
+    for (k, v) in from {
+        match (into.get_mut(k), v) {
+            (Some(Value::Table(a)), Value::Table(b)) => merge(a, b),
+            _ => {
+                into.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
 fn set_path(table: &mut Table, key_path: &[String], value: Value) {
     let (last, parents) = key_path.split_last().expect("key paths are never empty");
     let mut t = table;
@@ -298,6 +361,7 @@ fn set_path(table: &mut Table, key_path: &[String], value: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::catalog::testing;
     use crate::config::{HumanDuration, WriteMode};
 
     fn load(text: &str) -> Result<Config, ConfigError> {
@@ -309,6 +373,7 @@ mod tests {
             text,
             Path::new("test.toml"),
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            &testing::catalog(),
         )
     }
 
@@ -322,26 +387,88 @@ mod tests {
     }
 
     #[test]
-    fn empty_file_is_the_default_config() {
-        assert_eq!(load("").unwrap(), Config::default());
+    fn empty_file_is_the_default_config_with_each_probes_defaults() {
+        let c = load("").unwrap();
+        let mut plain = c.clone();
+        plain.probes = Config::default().probes;
+        plain.slo.probes.clear();
+        assert_eq!(plain, Config::default());
+        assert_eq!(
+            c.probes.iter().collect::<Vec<_>>(),
+            [
+                ("echo", testing::ECHO.schedule),
+                ("count", testing::COUNT.schedule)
+            ]
+        );
+        assert_eq!(c.probes.options::<testing::Rounds>("count").rounds, 3);
+        assert_eq!(
+            c.slo.threshold(&testing::ECHO.slos[0]),
+            testing::ECHO.slos[0].default
+        );
     }
 
     #[test]
     fn default_config_round_trips_through_toml() {
-        let text = toml::to_string_pretty(&Config::default()).unwrap();
-        assert_eq!(load(&text).unwrap(), Config::default());
+        let defaults = load("").unwrap();
+        let text = toml::to_string_pretty(&defaults).unwrap();
+        assert!(
+            text.contains("[probes.count]") && text.contains("rounds = 3"),
+            "{text}"
+        );
+        assert!(text.contains("echo_p99 = \"10ms\""), "{text}");
+        assert_eq!(load(&text).unwrap(), defaults);
+    }
+
+    /// A probe table that sets some keys keeps the probe's own defaults for the others (not the
+    /// defaults of a probe in general).
+    #[test]
+    fn a_partial_probe_table_keeps_that_probes_defaults() {
+        let c = load("[probes.count]\njitter = \"100ms\"\n[slo]\ncount_cv = 0.5\n").unwrap();
+        let s = c.probes.schedule("count").unwrap();
+        assert_eq!(s.jitter, HumanDuration::from_millis(100));
+        assert_eq!(s.interval, testing::COUNT.schedule.interval);
+        assert_eq!(s.timeout, testing::COUNT.schedule.timeout);
+        assert_eq!(
+            c.probes.options::<testing::Rounds>("count"),
+            testing::Rounds::default()
+        );
+        assert_eq!(c.slo.threshold(&testing::COUNT.slos[0]).get(), 0.5);
+    }
+
+    #[test]
+    fn a_probes_own_keys_and_slo_are_checked_by_its_declaration() {
+        let errs = errors(
+            "[probes.count]\nrounds = 0\nwait = \"10s\"\nspeed = 3\n[probes.echo]\nrounds = 1\n[slo]\ncount_cv = \"fast\"\necho_p99 = 3\nnope_p99 = \"1s\"\n",
+            &[],
+        );
+        let want = [
+            "probes.count.rounds: must be > 0",
+            "probes.count.speed: unknown field `speed`",
+            "probes.count.timeout: must be longer than wait",
+            "probes.echo.rounds: unknown field `rounds`",
+            "slo.count_cv: invalid type: string, expected a number",
+            "slo.echo_p99: invalid type: integer, expected a duration",
+            "slo.nope_p99: unknown field `nope_p99`",
+        ];
+        assert_eq!(errs.len(), want.len(), "{errs:#?}");
+        for (e, w) in errs.iter().zip(want) {
+            assert!(e.starts_with(w), "{e:?} does not start with {w:?}");
+        }
     }
 
     #[test]
     fn values_from_the_file_are_used() {
         let c = load(
-            "[traffic]\nwrite_rate = 250.5\nwrite_mode = \"batch\"\nttl = \"7d\"\n[probes.recent_50]\ninterval = \"2s\"\n",
+            "[traffic]\nwrite_rate = 250.5\nwrite_mode = \"batch\"\nttl = \"7d\"\n[probes.echo]\ninterval = \"2s\"\n",
         )
         .unwrap();
         assert_eq!(c.traffic.write_rate, 250.5);
         assert_eq!(c.traffic.write_mode, WriteMode::Batch);
         assert_eq!(c.traffic.ttl, Some(HumanDuration::from_secs(7 * 86400)));
-        assert_eq!(c.probes.recent_50.interval, HumanDuration::from_secs(2));
+        assert_eq!(
+            c.probes.schedule("echo").unwrap().interval,
+            HumanDuration::from_secs(2)
+        );
         // Untouched keys keep their defaults.
         assert_eq!(c.traffic.read_rate, Config::default().traffic.read_rate);
     }
@@ -365,10 +492,10 @@ mod tests {
 
     #[test]
     fn unknown_probe_table_is_named() {
-        let errs = errors("[probes.recent_500]\ninterval = \"1s\"\n", &[]);
+        let errs = errors("[probes.echo_500]\ninterval = \"1s\"\n", &[]);
         assert_eq!(errs.len(), 1);
         assert!(
-            errs[0].starts_with("probes.recent_500: unknown field"),
+            errs[0].starts_with("probes.echo_500: unknown field"),
             "{errs:?}"
         );
     }
@@ -387,15 +514,15 @@ mod tests {
     fn every_problem_is_reported_at_once() {
         let errs = errors(
             "[traffic]\nwrite_rate = \"fast\"\nstreams = 0\nwrite_mode = \"bulk\"\n\
-             [scylla]\nkeyspace = \"system\"\nrequest_timeout = \"soon\"\n[probes.ttl_expiry]\nenabled = 3\ninterval = \"x\"\n",
+             [scylla]\nkeyspace = \"system\"\nrequest_timeout = \"soon\"\n[probes.count]\nenabled = 3\ninterval = \"x\"\n",
             &[],
         );
         let keys: Vec<&str> = errs.iter().map(|e| e.split(':').next().unwrap()).collect();
         assert_eq!(
             keys,
             [
-                "probes.ttl_expiry.enabled",
-                "probes.ttl_expiry.interval",
+                "probes.count.enabled",
+                "probes.count.interval",
                 "scylla.keyspace",
                 "scylla.request_timeout",
                 "traffic.streams",
@@ -434,7 +561,7 @@ mod tests {
                     "CHATLOAD_SCYLLA__HOSTS",
                     r#"["10.0.0.1:9042","10.0.0.2:9042"]"#,
                 ),
-                ("CHATLOAD_PROBES__RECENT_50__ENABLED", "false"),
+                ("CHATLOAD_PROBES__ECHO__ENABLED", "false"),
                 ("CHATLOAD_SLO__WRITE_P99", "1us"),
                 ("CHATLOAD_SCYLLA__KEYSPACE", "chat_2"),
                 ("CHATLOAD_REDIS__URL", "redis://cache:6380"),
@@ -445,7 +572,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.traffic.write_rate, 500.0);
         assert_eq!(c.scylla.hosts, ["10.0.0.1:9042", "10.0.0.2:9042"]);
-        assert!(!c.probes.recent_50.enabled);
+        assert!(!c.probes.schedule("echo").unwrap().enabled);
         assert_eq!(c.slo.write_p99.get(), std::time::Duration::from_micros(1));
         assert_eq!(c.scylla.keyspace, "chat_2");
         assert_eq!(c.redis.url, "redis://cache:6380");
@@ -474,7 +601,7 @@ mod tests {
 
         /// Real key paths (and a few that are not) with arbitrary values.
         fn document() -> impl Strategy<Value = String> {
-            let defaults = toml::to_string(&Config::default()).unwrap();
+            let defaults = toml::to_string(&load("").unwrap()).unwrap();
             let mut keys: Vec<(String, String)> = vec![];
             let mut section = String::new();
             for line in defaults.lines() {
@@ -508,7 +635,7 @@ mod tests {
             /// key paths — never a panic.
             #[test]
             fn structured_garbage(doc in document()) {
-                match load_str(&doc, Path::new("fuzz.toml"), []) {
+                match load_str(&doc, Path::new("fuzz.toml"), [], &testing::catalog()) {
                     Ok(c) => prop_assert!(c.validate().is_empty()),
                     Err(ConfigError::Invalid { errors, .. }) => {
                         prop_assert!(!errors.is_empty());
@@ -523,7 +650,7 @@ mod tests {
             #[test]
             fn arbitrary_text_and_env(text in "\\PC{0,200}", key in "[A-Z_]{1,20}", val in "\\PC{0,20}") {
                 let env = [(format!("CHATLOAD_TRAFFIC__{key}"), val), ("CHATLOAD_A__B__C".into(), "1".into())];
-                let _ = load_str(&text, Path::new("fuzz.toml"), env);
+                let _ = load_str(&text, Path::new("fuzz.toml"), env, &testing::catalog());
             }
         }
     }

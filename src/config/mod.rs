@@ -10,10 +10,14 @@
 //! and a test keeps that file equal to [`Config::default`].
 
 mod backends;
+mod catalog;
 mod duration;
 mod load;
 mod model;
 mod probes;
+mod rules;
+mod schedule;
+mod spec;
 mod traffic;
 mod validate;
 
@@ -21,13 +25,19 @@ pub use backends::{
     Consistency, REDACTED, RedisConfig, RedisTlsConfig, ReplicationConfig, ReplicationStrategy,
     ScyllaConfig, ScyllaTlsConfig, Secret, redact_url,
 };
+pub use catalog::Catalog;
+#[cfg(test)]
+pub(crate) use catalog::testing;
 pub use duration::HumanDuration;
-pub use load::{ConfigError, FieldError, load, load_str};
+pub use load::{ConfigError, load, load_str};
 pub use model::{
     Config, HttpConfig, InstanceConfig, LogConfig, LogFormat, SloConfig, instance_rate,
 };
-pub use probes::{
-    PartitionBalanceProbeConfig, ProbeConfig, ProbesConfig, RedisPubsubProbeConfig,
-    TtlExpiryProbeConfig,
+pub use probes::ProbesConfig;
+pub use rules::{FieldError, Rules};
+pub use schedule::{ProbeConfig, ProbeTable, parse_options};
+pub use spec::{
+    AlertSpec, NoOptions, ProbeSpec, SloIndicator, SloSpec, SloValue, no_rules, options_table,
+    parse_as,
 };
 pub use traffic::{MessageMix, StreamDistribution, TrafficConfig, WriteMode};

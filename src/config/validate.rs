@@ -1,17 +1,10 @@
 //! The second stage of loading: rules that types cannot express, each reported with its key path.
 
 use super::backends::ReplicationStrategy;
-use super::duration::HumanDuration;
-use super::load::FieldError;
 use super::model::Config;
+use super::rules::{FieldError, MAX_BATCH, Rules};
+use super::spec::SloValue;
 use std::time::Duration;
-
-/// Highest rate (operations per second) one key accepts.
-pub const MAX_RATE: f64 = 1_000_000.0;
-/// Cassandra's and ScyllaDB's largest TTL: 20 years.
-pub const MAX_TTL: Duration = Duration::from_secs(630_720_000);
-/// Most messages in one UNLOGGED BATCH; more trips the servers' batch size warnings and limits.
-pub const MAX_BATCH: u32 = 100;
 
 impl Config {
     /// Every semantic problem of this config, with its key path; empty when it is valid.
@@ -205,39 +198,7 @@ impl Config {
             v.ttl("traffic.ttl", ttl);
         }
 
-        // [probes.*]
-        let e = &c.probes.ttl_expiry;
-        v.ttl("probes.ttl_expiry.ttl", e.ttl);
-        v.positive("probes.ttl_expiry.grace", e.grace);
-        if e.timeout.get() <= e.ttl.get() + e.grace.get() {
-            v.fail(
-                "probes.ttl_expiry.timeout",
-                format!(
-                    "must be longer than ttl + grace ({} + {}), got {}",
-                    e.ttl, e.grace, e.timeout
-                ),
-            );
-        }
-        let b = &c.probes.partition_balance;
-        if b.window.get() < Duration::from_secs(1) {
-            v.fail(
-                "probes.partition_balance.window",
-                format!("must be at least 1s, got {}", b.window),
-            );
-        }
-        v.nonzero(
-            "probes.partition_balance.min_rows_per_stream",
-            b.min_rows_per_stream,
-        );
-        if !(1..=1000).contains(&c.probes.redis_pubsub.messages) {
-            v.fail(
-                "probes.redis_pubsub.messages",
-                format!(
-                    "must be between 1 and 1000, got {}",
-                    c.probes.redis_pubsub.messages
-                ),
-            );
-        }
+        // [probes.*]: the keys every probe has, then each probe's own rules.
         for (name, p) in c.probes.iter() {
             if p.interval.get() < Duration::from_millis(100) {
                 v.fail(
@@ -255,17 +216,24 @@ impl Config {
             }
             v.positive(&format!("probes.{name}.timeout"), p.timeout);
         }
+        for spec in c.probes.catalog().specs() {
+            if let Some(table) = c.probes.table(spec.name) {
+                (spec.validate)(table, &mut v);
+            }
+        }
 
         // [slo]
         let s = &c.slo;
-        for (key, d) in [
-            ("slo.write_p99", s.write_p99),
-            ("slo.recent_50_p99", s.recent_50_p99),
-            ("slo.range_5m_max", s.range_5m_max),
-            ("slo.pagination_page_p99", s.pagination_page_p99),
-            ("slo.redis_pubsub_p99", s.redis_pubsub_p99),
-        ] {
-            v.positive(key, d);
+        v.positive("slo.write_p99", s.write_p99);
+        for (_, spec) in c.probes.catalog().slos() {
+            let key = format!("slo.{}", spec.key);
+            match c.slo.threshold(spec) {
+                SloValue::Duration(d) => v.positive(&key, d),
+                SloValue::Number(n) if !n.is_finite() || n < 0.0 => {
+                    v.fail(key, format!("must be >= 0, got {n}"));
+                }
+                SloValue::Number(_) => {}
+            }
         }
         v.ratio("slo.write_success", s.write_success);
         if s.write_success == 1.0 {
@@ -277,12 +245,6 @@ impl Config {
             );
         }
         v.ratio("slo.throughput_ratio", s.throughput_ratio);
-        if !s.partition_balance_cv.is_finite() || s.partition_balance_cv < 0.0 {
-            v.fail(
-                "slo.partition_balance_cv",
-                format!("must be >= 0, got {}", s.partition_balance_cv),
-            );
-        }
 
         // [instance]
         let i = &c.instance;
@@ -307,114 +269,7 @@ impl Config {
             );
         }
 
-        v.errors
-    }
-}
-
-#[derive(Default)]
-struct Rules {
-    errors: Vec<FieldError>,
-}
-
-impl Rules {
-    fn fail(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(FieldError::new(key, message));
-    }
-
-    /// `<section>.password` and `<section>.password_file`: one or the other, and a readable file.
-    fn secret(&mut self, section: &str, inline: &str, file: &str) {
-        if !inline.is_empty() && !file.is_empty() {
-            self.fail(
-                format!("{section}.password_file"),
-                "set either password or password_file, not both",
-            );
-        }
-        if !file.is_empty()
-            && let Err(e) = std::fs::read_to_string(file)
-        {
-            self.fail(
-                format!("{section}.password_file"),
-                format!("cannot read {file:?}: {e}"),
-            );
-        }
-    }
-
-    /// A TLS client's files: each readable and well-formed, the key with its certificate.
-    fn client_tls(&mut self, section: &str, ca_file: &str, cert_file: &str, key_file: &str) {
-        use crate::tls::{load_certs, load_key};
-        use std::path::Path;
-        if !ca_file.is_empty()
-            && let Err(e) = crate::tls::root_store(ca_file)
-        {
-            self.fail(format!("{section}.ca_file"), e.to_string());
-        }
-        match (cert_file.is_empty(), key_file.is_empty()) {
-            (true, true) => {}
-            (false, true) => self.fail(
-                format!("{section}.key_file"),
-                "cert_file is set, so the key_file of that certificate is needed too",
-            ),
-            (true, false) => self.fail(
-                format!("{section}.cert_file"),
-                "key_file is set, so the cert_file it belongs to is needed too",
-            ),
-            (false, false) => {
-                if let Err(e) = load_certs(Path::new(cert_file)) {
-                    self.fail(format!("{section}.cert_file"), e.to_string());
-                }
-                if let Err(e) = load_key(Path::new(key_file)) {
-                    self.fail(format!("{section}.key_file"), e.to_string());
-                }
-            }
-        }
-    }
-
-    fn positive(&mut self, key: &str, d: HumanDuration) {
-        if d.get().is_zero() {
-            self.fail(key, "must be > 0, got 0s");
-        }
-    }
-
-    fn at_least_a_second(&mut self, key: &str, d: HumanDuration) {
-        if d.get() < Duration::from_secs(1) {
-            self.fail(key, format!("must be at least 1s, got {d}"));
-        }
-    }
-
-    fn ttl(&mut self, key: &str, d: HumanDuration) {
-        let d = d.get();
-        if d < Duration::from_secs(1) || d > MAX_TTL || d.subsec_nanos() != 0 {
-            self.fail(
-                key,
-                format!(
-                    "must be whole seconds between 1s and 20 years (630720000s), got {}",
-                    humantime::format_duration(d)
-                ),
-            );
-        }
-    }
-
-    fn nonzero(&mut self, key: &str, n: u32) {
-        if n == 0 {
-            self.fail(key, "must be > 0, got 0");
-        }
-    }
-
-    fn rate(&mut self, key: &str, r: f64, zero_ok: bool) {
-        let low_ok = if zero_ok { r >= 0.0 } else { r > 0.0 };
-        if !r.is_finite() || !low_ok || r > MAX_RATE {
-            let low = if zero_ok { ">= 0" } else { "> 0" };
-            self.fail(
-                key,
-                format!("must be {low} and <= {MAX_RATE} per second, got {r}"),
-            );
-        }
-    }
-
-    fn ratio(&mut self, key: &str, r: f64) {
-        if !(r > 0.0 && r <= 1.0) {
-            self.fail(key, format!("must be a ratio in (0, 1], got {r}"));
-        }
+        v.into_errors()
     }
 }
 
@@ -471,6 +326,22 @@ pub fn check_keyspace(ks: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::HumanDuration;
+
+    /// The default config with the two made-up probes of the config's tests.
+    fn with_probes() -> Config {
+        crate::config::load_str(
+            "",
+            std::path::Path::new("t"),
+            [],
+            &crate::config::catalog::testing::catalog(),
+        )
+        .unwrap()
+    }
+
+    fn probe<'a>(c: &'a mut Config, name: &str) -> &'a mut crate::config::ProbeConfig {
+        c.probes.schedule_mut(name).unwrap()
+    }
 
     fn keys(c: &Config) -> Vec<String> {
         c.validate().into_iter().map(|e| e.key).collect()
@@ -648,40 +519,20 @@ mod tests {
                 "traffic.ttl",
             ),
             (
-                |c| c.probes.recent_50.interval = HumanDuration::from_millis(10),
-                "probes.recent_50.interval",
+                |c| probe(c, "echo").interval = HumanDuration::from_millis(10),
+                "probes.echo.interval",
             ),
             (
-                |c| c.probes.pagination.timeout = HumanDuration::from_secs(0),
-                "probes.pagination.timeout",
+                |c| probe(c, "echo").timeout = HumanDuration::from_secs(0),
+                "probes.echo.timeout",
             ),
             (
-                |c| c.probes.redis_ttl.jitter = HumanDuration::from_secs(60),
-                "probes.redis_ttl.jitter",
+                |c| probe(c, "echo").jitter = HumanDuration::from_secs(60),
+                "probes.echo.jitter",
             ),
             (
-                |c| c.probes.ttl_expiry.timeout = HumanDuration::from_secs(5),
-                "probes.ttl_expiry.timeout",
-            ),
-            (
-                |c| c.probes.ttl_expiry.ttl = HumanDuration::from_millis(500),
-                "probes.ttl_expiry.ttl",
-            ),
-            (
-                |c| c.probes.ttl_expiry.grace = HumanDuration::from_secs(0),
-                "probes.ttl_expiry.grace",
-            ),
-            (
-                |c| c.probes.partition_balance.window = HumanDuration::from_millis(10),
-                "probes.partition_balance.window",
-            ),
-            (
-                |c| c.probes.partition_balance.min_rows_per_stream = 0,
-                "probes.partition_balance.min_rows_per_stream",
-            ),
-            (
-                |c| c.probes.redis_pubsub.messages = 0,
-                "probes.redis_pubsub.messages",
+                |c| probe(c, "count").timeout = HumanDuration::from_millis(500),
+                "probes.count.timeout",
             ),
             (
                 |c| c.slo.write_p99 = HumanDuration::from_secs(0),
@@ -691,8 +542,16 @@ mod tests {
             (|c| c.slo.write_success = 1.0, "slo.write_success"),
             (|c| c.slo.throughput_ratio = 0.0, "slo.throughput_ratio"),
             (
-                |c| c.slo.partition_balance_cv = -0.1,
-                "slo.partition_balance_cv",
+                |c| {
+                    c.slo.probes.insert("echo_p99".into(), "0s".into());
+                },
+                "slo.echo_p99",
+            ),
+            (
+                |c| {
+                    c.slo.probes.insert("count_cv".into(), (-0.1).into());
+                },
+                "slo.count_cv",
             ),
             (|c| c.instance.count = 0, "instance.count"),
             (|c| c.instance.index = 1, "instance.index"),
@@ -705,7 +564,7 @@ mod tests {
             ),
         ];
         for (i, (change, key)) in cases.iter().enumerate() {
-            let mut c = Config::default();
+            let mut c = with_probes();
             change(&mut c);
             assert_eq!(keys(&c), [*key], "case {i}: expected exactly {key}");
         }

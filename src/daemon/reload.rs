@@ -84,11 +84,16 @@ impl Reloader {
 
     /// Re-read the source and apply it; `Err` carries every problem (the running config stays).
     pub fn reload(&self) -> Result<Applied, String> {
+        // The probes a process has do not change: the new config is loaded for the running one's.
+        let catalog = self.current().probes.catalog().clone();
         let loaded = match &self.source {
-            ConfigSource::File(path) => config::load(path),
-            ConfigSource::Defaults => {
-                config::load_str("", std::path::Path::new("<defaults>"), std::env::vars())
-            }
+            ConfigSource::File(path) => config::load(path, &catalog),
+            ConfigSource::Defaults => config::load_str(
+                "",
+                std::path::Path::new("<defaults>"),
+                std::env::vars(),
+                &catalog,
+            ),
             ConfigSource::Fixed => {
                 self.metrics
                     .config_reload
@@ -200,17 +205,17 @@ mod tests {
 
     #[test]
     fn live_keys_apply_and_the_rest_waits_for_a_restart() {
-        let current = Config::default();
+        let current = crate::probes::registry::defaults();
         let mut new = current.clone();
         new.traffic.write_rate = 300.0;
-        new.probes.recent_50.interval = HumanDuration::from_secs(2);
+        new.probes.schedule_mut("recent_50").unwrap().interval = HumanDuration::from_secs(2);
         new.slo.write_p99 = HumanDuration::from_millis(10);
         new.scylla.keyspace = "other".into();
         new.traffic.streams = 7;
         let (effective, need_restart) = merge(&current, new);
         assert_eq!(effective.traffic.write_rate, 300.0);
         assert_eq!(
-            effective.probes.recent_50.interval,
+            effective.probes.schedule("recent_50").unwrap().interval,
             HumanDuration::from_secs(2)
         );
         assert_eq!(effective.slo.write_p99, HumanDuration::from_millis(10));
@@ -224,11 +229,11 @@ mod tests {
 
     #[test]
     fn the_hash_follows_the_effective_config_and_hides_secrets() {
-        let a = Config::default();
+        let a = crate::probes::registry::defaults();
         let mut b = a.clone();
         b.traffic.write_rate = 5.0;
         assert_ne!(a.hash(), b.hash());
-        assert_eq!(a.hash(), Config::default().hash());
+        assert_eq!(a.hash(), crate::probes::registry::defaults().hash());
         let mut c = a.clone();
         c.scylla.username = "u".into();
         let mut d = c.clone();

@@ -210,7 +210,6 @@ impl StatusBoard {
 
     /// Traffic and probes over the last [`SLO_WINDOW`].
     fn measured(&self, cfg: &Config, samples: &[Sample]) -> Measured {
-        let m = &self.metrics;
         let last_results = self.probes.snapshot();
         let mut measured = Measured {
             target_write_rate: crate::config::instance_rate(cfg.traffic.write_rate, cfg),
@@ -251,11 +250,11 @@ impl StatusBoard {
                     latency: interpolated(&buckets),
                     last_success: last_result.last_success,
                     last_problem: last_result.last_problem,
+                    gauges: last_result.gauges,
                 },
             );
             measured.probe_buckets.insert(name, buckets);
         }
-        measured.read_probe_gauges(m);
         measured
     }
 }

@@ -13,7 +13,7 @@
 //! verdict (HDR histograms in `check`, bucket interpolation in Prometheus and on the status page);
 //! they never decide it. Nothing is judged without data: no observation is "no data", which fails.
 
-use crate::config::Config;
+use crate::config::{Config, SloIndicator};
 use crate::measure::metrics::LATENCY_BUCKETS;
 use prometheus::Histogram;
 use std::time::Duration;
@@ -285,27 +285,11 @@ pub fn human_seconds(s: f64) -> String {
     }
 }
 
-/// Every SLO of `cfg`, whether its probe is enabled or not.
+/// Every SLO of `cfg`, whether its probe is enabled or not: the traffic's three, then each probe's
+/// as its declaration ([`crate::config::ProbeSpec`]) has them.
 pub fn all(cfg: &Config) -> Vec<Slo> {
     let s = &cfg.slo;
-    let secs = |d: crate::config::HumanDuration| d.get().as_secs_f64();
-    let probe_latency = |name: &'static str, probe: &'static str, quantile: f64, t: f64| Slo {
-        name,
-        indicator: Indicator::Latency {
-            metric: "chatload_probe_duration_seconds",
-            selector: match probe {
-                "recent_50" => r#"probe="recent_50""#,
-                "range_5m" => r#"probe="range_5m""#,
-                "pagination" => r#"probe="pagination""#,
-                _ => r#"probe="redis_pubsub""#,
-            },
-            by: "job, probe",
-            quantile,
-        },
-        threshold: t,
-        probe: Some(probe),
-    };
-    vec![
+    let mut slos = vec![
         Slo {
             name: "write_p99",
             indicator: Indicator::Latency {
@@ -314,7 +298,7 @@ pub fn all(cfg: &Config) -> Vec<Slo> {
                 by: "job",
                 quantile: 0.99,
             },
-            threshold: secs(s.write_p99),
+            threshold: s.write_p99.get().as_secs_f64(),
             probe: None,
         },
         Slo {
@@ -329,39 +313,24 @@ pub fn all(cfg: &Config) -> Vec<Slo> {
             threshold: s.throughput_ratio,
             probe: None,
         },
-        probe_latency("recent_50_p99", "recent_50", 0.99, secs(s.recent_50_p99)),
-        probe_latency("range_5m_max", "range_5m", 1.0, secs(s.range_5m_max)),
-        probe_latency(
-            "pagination_page_p99",
-            "pagination",
-            0.99,
-            secs(s.pagination_page_p99),
-        ),
-        Slo {
-            name: "ttl_tolerance",
-            indicator: Indicator::Gauge {
-                metric: "chatload_ttl_drift_seconds",
-                selector: r#"backend="scylla""#,
+    ];
+    let catalog = cfg.probes.catalog();
+    slos.extend(catalog.slos().map(|(probe, spec)| Slo {
+        name: spec.key,
+        indicator: match spec.indicator {
+            SloIndicator::Latency { quantile, selector } => Indicator::Latency {
+                metric: "chatload_probe_duration_seconds",
+                selector,
+                by: "job, probe",
+                quantile,
             },
-            threshold: secs(s.ttl_tolerance),
-            probe: Some("ttl_metadata"),
+            SloIndicator::Gauge { metric, selector } => Indicator::Gauge { metric, selector },
+            SloIndicator::Check { check, metric } => Indicator::ProbeCheck { check, metric },
         },
-        Slo {
-            name: "partition_balance_cv",
-            indicator: Indicator::ProbeCheck {
-                check: "imbalance",
-                metric: "chatload_partition_balance_cv",
-            },
-            threshold: s.partition_balance_cv,
-            probe: Some("partition_balance"),
-        },
-        probe_latency(
-            "redis_pubsub_p99",
-            "redis_pubsub",
-            0.99,
-            secs(s.redis_pubsub_p99),
-        ),
-    ]
+        threshold: cfg.slo.threshold(spec).get(),
+        probe: Some(probe.name),
+    }));
+    slos
 }
 
 /// The SLOs that are judged: those of the traffic and of enabled probes.
@@ -509,32 +478,47 @@ mod tests {
         BucketCounts::of(&h)
     }
 
+    /// The default config with the config's two made-up probes (`echo`, `count`).
+    fn defaults() -> Config {
+        crate::config::load_str(
+            "",
+            std::path::Path::new("t"),
+            [],
+            &crate::config::testing::catalog(),
+        )
+        .unwrap()
+    }
+
+    fn set(cfg: &mut Config, key: &str, value: &str) {
+        cfg.slo.probes.insert(key.into(), value.into());
+    }
+
     fn slo(cfg: &Config, name: &str) -> Slo {
         all(cfg).into_iter().find(|s| s.name == name).unwrap()
     }
 
     #[test]
     fn every_latency_threshold_becomes_a_bucket_bound() {
-        let mut cfg = Config::default();
+        let mut cfg = defaults();
         cfg.slo.write_p99 = HumanDuration::from_millis(7);
-        cfg.slo.range_5m_max = HumanDuration::from_millis(40);
+        set(&mut cfg, "echo_max", "40ms");
         let b = latency_buckets(&cfg);
         assert!(has_bound(&b, 0.007) && has_bound(&b, 0.04), "{b:?}");
         assert!(b.windows(2).all(|w| w[0] < w[1]));
         assert!(thresholds_outside(&cfg, &b).is_empty());
         assert_eq!(
             thresholds_outside(&cfg, LATENCY_BUCKETS),
-            ["slo.write_p99 = 7.00 ms", "slo.range_5m_max = 40.00 ms"]
+            ["slo.write_p99 = 7.00 ms", "slo.echo_max = 40.00 ms"]
         );
         // Defaults add nothing.
-        assert_eq!(latency_buckets(&Config::default()), LATENCY_BUCKETS);
+        assert_eq!(latency_buckets(&defaults()), LATENCY_BUCKETS);
     }
 
     /// The same observations judged against 7 ms and against 5 ms: the share above the threshold
     /// decides, counted exactly at the bound.
     #[test]
     fn a_p99_is_judged_by_the_share_above_its_threshold() {
-        let mut cfg = Config::default();
+        let mut cfg = defaults();
         cfg.slo.write_p99 = HumanDuration::from_millis(7);
         let bounds = latency_buckets(&cfg);
         // 1000 writes: 980 at 1 ms, 15 at 6 ms, 5 at 20 ms: 0.5 % above 7 ms, 2 % above 5 ms.
@@ -551,7 +535,7 @@ mod tests {
             j.note.as_deref(),
             Some("5 of 1000 above 7.00 ms (at most 10 allowed)")
         );
-        let j = slo(&Config::default(), "write_p99").judge(&observed);
+        let j = slo(&defaults(), "write_p99").judge(&observed);
         assert!(!j.pass, "{j:?}");
         // 11 above 7 ms: fails.
         let mut values2 = vec![0.001; 989];
@@ -565,10 +549,10 @@ mod tests {
 
     #[test]
     fn a_maximum_allows_nothing_above() {
-        let mut cfg = Config::default();
-        cfg.slo.range_5m_max = HumanDuration::from_millis(40);
+        let mut cfg = defaults();
+        set(&mut cfg, "echo_max", "40ms");
         let bounds = latency_buckets(&cfg);
-        let s = slo(&cfg, "range_5m_max");
+        let s = slo(&cfg, "echo_max");
         let ok = histogram(&bounds, &[0.01, 0.039, 0.04]);
         assert!(
             s.judge(&Observed::Latency {
@@ -589,7 +573,7 @@ mod tests {
 
     #[test]
     fn nothing_is_judged_pass_without_data() {
-        let cfg = Config::default();
+        let cfg = defaults();
         for s in all(&cfg) {
             let j = s.judge(&Observed::Nothing);
             assert!(!j.pass && j.measured.is_none(), "{}: {j:?}", s.name);
@@ -604,22 +588,18 @@ mod tests {
                 .judge(&Observed::Ratio { good: 0, total: 0 })
                 .pass
         );
-        assert!(
-            !slo(&cfg, "ttl_tolerance")
-                .judge(&Observed::Gauge(None))
-                .pass
-        );
+        assert!(!slo(&cfg, "count_drift").judge(&Observed::Gauge(None)).pass);
         let unmeasured = Observed::Check {
             value: None,
             failures: 0,
         };
-        assert!(!slo(&cfg, "partition_balance_cv").judge(&unmeasured).pass);
+        assert!(!slo(&cfg, "count_cv").judge(&unmeasured).pass);
     }
 
     /// Each SLO says its unit and which way it binds, as `check` and the status page print them.
     #[test]
     fn units_and_bounds() {
-        let got: Vec<(&str, &str, &str)> = all(&Config::default())
+        let got: Vec<(&str, &str, &str)> = all(&defaults())
             .iter()
             .map(|s| (s.name, s.unit(), s.bound()))
             .collect();
@@ -629,19 +609,17 @@ mod tests {
                 ("write_p99", "seconds", "max"),
                 ("write_success", "ratio", "min"),
                 ("throughput_ratio", "ratio", "min"),
-                ("recent_50_p99", "seconds", "max"),
-                ("range_5m_max", "seconds", "max"),
-                ("pagination_page_p99", "seconds", "max"),
-                ("ttl_tolerance", "seconds", "max"),
-                ("partition_balance_cv", "ratio", "max"),
-                ("redis_pubsub_p99", "seconds", "max"),
+                ("echo_p99", "seconds", "max"),
+                ("echo_max", "seconds", "max"),
+                ("count_cv", "ratio", "max"),
+                ("count_drift", "seconds", "max"),
             ]
         );
     }
 
     #[test]
     fn throughput_needs_both_a_time_and_a_target() {
-        let s = slo(&Config::default(), "throughput_ratio");
+        let s = slo(&defaults(), "throughput_ratio");
         let judge = |seconds, target_rate| {
             s.judge(&Observed::Throughput {
                 ok: 600,
@@ -662,7 +640,7 @@ mod tests {
     /// The probe's own check decides; the note says why, or why a high value was not judged.
     #[test]
     fn a_probe_check_passes_on_no_failure_and_says_why_otherwise() {
-        let s = slo(&Config::default(), "partition_balance_cv");
+        let s = slo(&defaults(), "count_cv");
         let judge = |value, failures| {
             s.judge(&Observed::Check {
                 value: Some(value),
@@ -671,7 +649,7 @@ mod tests {
         };
         let failed = judge(0.3, 2);
         assert!(!failed.pass);
-        assert_eq!(failed.note.as_deref(), Some("imbalance failed 2 times"));
+        assert_eq!(failed.note.as_deref(), Some("short failed 2 times"));
         let unjudged = judge(0.3, 0);
         assert!(unjudged.pass);
         assert!(
@@ -705,7 +683,7 @@ mod tests {
 
     #[test]
     fn objectives_are_exported_as_configured() {
-        let mut cfg = Config::default();
+        let mut cfg = defaults();
         cfg.slo.write_p99 = HumanDuration::from_millis(7);
         let m = crate::measure::metrics::Metrics::new("t");
         export_objectives(&cfg, &m);
@@ -713,21 +691,21 @@ mod tests {
         for line in [
             r#"chatload_slo_objective{slo="write_p99"} 0.007"#,
             r#"chatload_slo_objective{slo="write_success"} 0.999"#,
-            r#"chatload_slo_objective{slo="range_5m_max"} 0.05"#,
+            r#"chatload_slo_objective{slo="echo_max"} 0.05"#,
         ] {
             assert!(text.contains(line), "{line}");
         }
-        assert_eq!(text.matches("chatload_slo_objective{").count(), 9);
+        assert_eq!(text.matches("chatload_slo_objective{").count(), 7);
     }
 
     #[test]
     fn disabled_probes_have_no_slos() {
-        let mut cfg = Config::default();
-        cfg.probes.range_5m.enabled = false;
+        let mut cfg = defaults();
+        cfg.probes.schedule_mut("echo").unwrap().enabled = false;
         let names: Vec<_> = slos(&cfg).iter().map(|s| s.name).collect();
-        assert!(!names.contains(&"range_5m_max"));
-        assert!(names.contains(&"write_p99") && names.contains(&"recent_50_p99"));
-        assert_eq!(all(&cfg).len(), 9);
+        assert!(!names.contains(&"echo_max") && !names.contains(&"echo_p99"));
+        assert!(names.contains(&"write_p99") && names.contains(&"count_cv"));
+        assert_eq!(all(&cfg).len(), 7);
     }
 
     #[test]
@@ -749,12 +727,12 @@ mod tests {
 
     #[test]
     fn bad_ratio_promql_counts_at_the_threshold_bound() {
-        let mut cfg = Config::default();
+        let mut cfg = defaults();
         cfg.slo.write_p99 = HumanDuration::from_millis(7);
         let q = slo(&cfg, "write_p99").bad_ratio_promql("5m").unwrap();
         assert!(q.contains(r#"le="0.007""#), "{q}");
         assert_eq!(slo(&cfg, "write_p99").budget(), Some(0.01));
-        assert_eq!(slo(&cfg, "range_5m_max").budget(), Some(0.0));
+        assert_eq!(slo(&cfg, "echo_max").budget(), Some(0.0));
         assert_eq!(slo(&cfg, "write_success").budget(), Some(0.001));
     }
 }

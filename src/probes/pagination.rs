@@ -8,6 +8,10 @@
 
 use super::probe::{Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
 use crate::chat::now_ms;
+use crate::config::{
+    AlertSpec, HumanDuration, NoOptions, ProbeConfig, ProbeSpec, SloIndicator, SloSpec, SloValue,
+    no_rules, options_table, parse_as,
+};
 use futures::future::BoxFuture;
 use scylla::response::{PagingState, PagingStateResponse};
 use scylla::value::CqlTimestamp;
@@ -88,13 +92,43 @@ fn current_generation(seed: &Mutex<Option<Seed>>) -> u32 {
         .map_or(0, |s| s.generation)
 }
 
-impl Probe for Pagination {
-    fn name(&self) -> &'static str {
-        "pagination"
-    }
+/// `[probes.pagination]`: what this probe is, its table, checks, SLOs, alerts and metrics.
+pub const SPEC: ProbeSpec = ProbeSpec {
+    name: "pagination",
+    about: "paging back through a seeded stream returns every row once, in order",
+    checks: &["gap", "duplicate", "wrong_order", "short"],
+    needs_scylla: true,
+    schedule: ProbeConfig::every(30, 5000),
+    options: options_table::<NoOptions>,
+    parse: parse_as::<NoOptions>,
+    validate: no_rules,
+    slos: &[SloSpec {
+        key: "pagination_page_p99",
+        default: SloValue::Duration(HumanDuration::from_millis(10)),
+        indicator: SloIndicator::Latency {
+            quantile: 0.99,
+            selector: r#"probe="pagination""#,
+        },
+        alert: AlertSpec {
+            name: "ChatloadPaginationSlow",
+            for_: "10m",
+            expr: "",
+            summary: "{{ $value | humanizePercentage }} of history pages are slower than the SLO",
+            description: "More than 1 % of the pagination probe's pages took longer than {threshold} for 10 minutes (its per-page p99 is over the SLO): scrolling back is slow.",
+        },
+    }],
+    alerts: &[],
+    metrics: &[],
+};
 
-    fn checks(&self) -> &'static [&'static str] {
-        &["gap", "duplicate", "wrong_order", "short"]
+/// The probe, as the registry makes it.
+pub fn probe(_: &crate::config::Config) -> std::sync::Arc<dyn Probe> {
+    std::sync::Arc::new(Pagination::default())
+}
+
+impl Probe for Pagination {
+    fn spec(&self) -> &'static ProbeSpec {
+        &SPEC
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>> {

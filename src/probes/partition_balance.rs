@@ -24,10 +24,15 @@
 use super::probe::{Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
 use crate::chat::now_ms;
 use crate::chat::workload::{owned_streams, stream_id};
+use crate::config::{
+    AlertSpec, HumanDuration, ProbeConfig, ProbeSpec, ProbeTable, Rules, SloIndicator, SloSpec,
+    SloValue, options_table, parse_as,
+};
 use crate::config::{TrafficConfig, WriteMode};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use scylla::value::CqlTimestamp;
+use serde::{Deserialize, Serialize};
 
 /// Count queries in flight at once.
 const CONCURRENCY: usize = 8;
@@ -101,18 +106,78 @@ fn rows_per_choice(traffic: &TrafficConfig) -> u32 {
     }
 }
 
-impl Probe for PartitionBalance {
-    fn name(&self) -> &'static str {
-        "partition_balance"
-    }
+/// `[probes.partition_balance]`'s own keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PartitionBalanceOptions {
+    /// Rows written by the traffic in this window are counted per stream.
+    pub window: HumanDuration,
+    /// Below this many rows per stream on average the CV is reported but not judged: random noise
+    /// alone gives a CV of about 1/sqrt(mean), 10 % at 100 rows, 5 % at 400.
+    pub min_rows_per_stream: u32,
+}
 
-    fn checks(&self) -> &'static [&'static str] {
-        &["imbalance"]
+impl Default for PartitionBalanceOptions {
+    fn default() -> Self {
+        Self {
+            window: HumanDuration::from_secs(60),
+            min_rows_per_stream: 400,
+        }
+    }
+}
+
+/// A window of at least a second, and some rows per stream.
+fn rules(table: &ProbeTable, r: &mut Rules) {
+    let o: PartitionBalanceOptions = table.options();
+    r.at_least_a_second("probes.partition_balance.window", o.window);
+    r.nonzero(
+        "probes.partition_balance.min_rows_per_stream",
+        o.min_rows_per_stream,
+    );
+}
+
+/// `[probes.partition_balance]`: what this probe is, its table, checks, SLOs, alerts and metrics.
+pub const SPEC: ProbeSpec = ProbeSpec {
+    name: "partition_balance",
+    about: "rows per stream of the traffic are spread no more unevenly than uniform choice gives",
+    checks: &["imbalance"],
+    needs_scylla: true,
+    schedule: ProbeConfig::every(60, 10_000),
+    options: options_table::<PartitionBalanceOptions>,
+    parse: parse_as::<PartitionBalanceOptions>,
+    validate: rules,
+    slos: &[SloSpec {
+        key: "partition_balance_cv",
+        default: SloValue::Number(0.10),
+        indicator: SloIndicator::Check {
+            check: "imbalance",
+            metric: "chatload_partition_balance_cv",
+        },
+        alert: AlertSpec {
+            name: "ChatloadPartitionImbalance",
+            for_: "0m",
+            expr: "",
+            summary: r#"Rows per stream vary by {{ with printf "chatload_partition_balance_cv{job=%q,instance=%q}" $labels.job $labels.instance | query }}{{ . | first | value | humanizePercentage }}{{ end }}"#,
+            description: "The skew CV of rows per stream (the coefficient of variation beyond what uniform random choice gives, significant at 99.9 %) exceeded {threshold}: some partitions are hot.",
+        },
+    }],
+    alerts: &[],
+    metrics: &["chatload_partition_balance_cv"],
+};
+
+/// The probe, as the registry makes it.
+pub fn probe(_: &crate::config::Config) -> std::sync::Arc<dyn Probe> {
+    std::sync::Arc::new(PartitionBalance)
+}
+
+impl Probe for PartitionBalance {
+    fn spec(&self) -> &'static ProbeSpec {
+        &SPEC
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>> {
         Box::pin(async move {
-            let cfg = &ctx.cfg().probes.partition_balance;
+            let cfg: PartitionBalanceOptions = ctx.cfg().probes.options("partition_balance");
             let session = ctx.session()?;
             let st = ctx.statements().await?;
             let since = CqlTimestamp(now_ms() - cfg.window.get().as_millis() as i64);
@@ -144,11 +209,12 @@ impl Probe for PartitionBalance {
             let balance = Balance::of(&counts?, rows_per_choice(&ctx.cfg().traffic));
             ctx.metrics.partition_balance_cv.set(balance.skew_cv);
             let mut v = Verdict::default();
+            v.gauge("chatload_partition_balance_cv", balance.skew_cv);
             v.measured(took);
             if balance.mean >= f64::from(cfg.min_rows_per_stream) {
                 v.fail(
                     "imbalance",
-                    u64::from(balance.imbalanced(ctx.cfg().slo.partition_balance_cv)),
+                    u64::from(balance.imbalanced(ctx.cfg().slo.threshold(&SPEC.slos[0]).get())),
                 );
             }
             Ok(v)

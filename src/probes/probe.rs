@@ -4,7 +4,7 @@
 
 use crate::chat::table::{self, COLUMNS};
 use crate::chat::workload::{Message, MessageType, Sender};
-use crate::config::Config;
+use crate::config::{Config, ProbeSpec};
 use crate::measure::metrics::Metrics;
 use crate::store::redis::RedisError;
 use crate::store::scylla::ScyllaError;
@@ -32,6 +32,8 @@ pub struct Verdict {
     pub failures: Vec<(&'static str, u64)>,
     /// Latencies measured (the probe's query or round trip), for its histogram and percentiles.
     pub latencies: Vec<Duration>,
+    /// Gauges of its SLOs this run measured (metric name, value).
+    pub gauges: Vec<(&'static str, f64)>,
 }
 
 impl Verdict {
@@ -45,6 +47,11 @@ impl Verdict {
     /// Record one measured latency.
     pub fn measured(&mut self, d: Duration) {
         self.latencies.push(d);
+    }
+
+    /// Record the value of an SLO's gauge (`metric`) this run measured.
+    pub fn gauge(&mut self, metric: &'static str, value: f64) {
+        self.gauges.push((metric, value));
     }
 
     /// No check failed.
@@ -87,13 +94,19 @@ pub fn cql_error(cql: &str, cause: ExecutionError) -> ProbeError {
 
 /// A probe.
 pub trait Probe: Send + Sync {
+    /// Its declaration: name, config table, checks, SLOs, alerts, metrics.
+    fn spec(&self) -> &'static ProbeSpec;
     /// The `probe` label and `[probes.<name>]` table.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.spec().name
+    }
     /// Its `check` labels (each exists at 0 from the start).
-    fn checks(&self) -> &'static [&'static str];
+    fn checks(&self) -> &'static [&'static str] {
+        self.spec().checks
+    }
     /// Whether it uses ScyllaDB (its first run then waits, up to one interval, for the session).
     fn needs_scylla(&self) -> bool {
-        true
+        self.spec().needs_scylla
     }
     /// One run.
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>>;

@@ -9,6 +9,10 @@
 
 use super::probe::{PROBE_ROW_TTL, Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
 use crate::chat::now_ms;
+use crate::config::{
+    AlertSpec, HumanDuration, NoOptions, ProbeConfig, ProbeSpec, SloIndicator, SloSpec, SloValue,
+    no_rules, options_table, parse_as,
+};
 use crate::store::scylla::ScyllaError;
 use futures::future::BoxFuture;
 use prometheus::IntCounter;
@@ -123,13 +127,43 @@ impl Drop for InFlightWrite<'_> {
     }
 }
 
-impl Probe for Range5m {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+/// `[probes.range_5m]`: what this probe is, its table, checks, SLOs, alerts and metrics.
+pub const SPEC: ProbeSpec = ProbeSpec {
+    name: "range_5m",
+    about: "a five-minute range read returns every row the probe wrote in it",
+    checks: &["count_mismatch"],
+    needs_scylla: true,
+    schedule: ProbeConfig::every(10, 2000),
+    options: options_table::<NoOptions>,
+    parse: parse_as::<NoOptions>,
+    validate: no_rules,
+    slos: &[SloSpec {
+        key: "range_5m_max",
+        default: SloValue::Duration(HumanDuration::from_millis(50)),
+        indicator: SloIndicator::Latency {
+            quantile: 1.0,
+            selector: r#"probe="range_5m""#,
+        },
+        alert: AlertSpec {
+            name: "ChatloadRange5mSlow",
+            for_: "10m",
+            expr: "",
+            summary: "{{ $value | humanizePercentage }} of five-minute range reads are slower than the SLO",
+            description: "Some range_5m probe query took longer than {threshold} (the SLO is a maximum) in every 5-minute window for 10 minutes.",
+        },
+    }],
+    alerts: &[],
+    metrics: &["chatload_probe_writes_unknown_total"],
+};
 
-    fn checks(&self) -> &'static [&'static str] {
-        &["count_mismatch"]
+/// The probe, as the registry makes it.
+pub fn probe(_: &crate::config::Config) -> std::sync::Arc<dyn Probe> {
+    std::sync::Arc::new(Range5m::default())
+}
+
+impl Probe for Range5m {
+    fn spec(&self) -> &'static ProbeSpec {
+        &SPEC
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>> {

@@ -6,6 +6,10 @@
 
 use super::probe::{PROBE_ROW_TTL, Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
 use crate::chat::now_ms;
+use crate::config::{
+    AlertSpec, HumanDuration, NoOptions, ProbeConfig, ProbeSpec, SloIndicator, SloSpec, SloValue,
+    no_rules, options_table, parse_as,
+};
 use futures::future::BoxFuture;
 use scylla::value::CqlTimestamp;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,13 +26,43 @@ pub fn order_violations(timestamps: &[i64]) -> u64 {
     timestamps.windows(2).filter(|w| w[0] < w[1]).count() as u64
 }
 
-impl Probe for Recent50 {
-    fn name(&self) -> &'static str {
-        "recent_50"
-    }
+/// `[probes.recent_50]`: what this probe is, its table, checks, SLOs, alerts and metrics.
+pub const SPEC: ProbeSpec = ProbeSpec {
+    name: "recent_50",
+    about: "the newest 50 messages of a stream come newest first and hold the probe's own write",
+    checks: &["wrong_order", "missing_write"],
+    needs_scylla: true,
+    schedule: ProbeConfig::every(5, 1000),
+    options: options_table::<NoOptions>,
+    parse: parse_as::<NoOptions>,
+    validate: no_rules,
+    slos: &[SloSpec {
+        key: "recent_50_p99",
+        default: SloValue::Duration(HumanDuration::from_millis(10)),
+        indicator: SloIndicator::Latency {
+            quantile: 0.99,
+            selector: r#"probe="recent_50""#,
+        },
+        alert: AlertSpec {
+            name: "ChatloadRecent50Slow",
+            for_: "10m",
+            expr: "",
+            summary: "{{ $value | humanizePercentage }} of \"newest 50\" reads are slower than the SLO",
+            description: "More than 1 % of the recent_50 probe's queries took longer than {threshold} for 10 minutes (its p99 is over the SLO): opening a chat is slow.",
+        },
+    }],
+    alerts: &[],
+    metrics: &[],
+};
 
-    fn checks(&self) -> &'static [&'static str] {
-        &["wrong_order", "missing_write"]
+/// The probe, as the registry makes it.
+pub fn probe(_: &crate::config::Config) -> std::sync::Arc<dyn Probe> {
+    std::sync::Arc::new(Recent50::default())
+}
+
+impl Probe for Recent50 {
+    fn spec(&self) -> &'static ProbeSpec {
+        &SPEC
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>> {

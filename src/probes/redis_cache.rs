@@ -8,6 +8,9 @@
 use super::probe::{PROBE_ROW_TTL, Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
 use crate::chat::cache::{CachedMessage, RedisSide, cache_key};
 use crate::chat::now_ms;
+use crate::config::{
+    AlertSpec, NoOptions, ProbeConfig, ProbeSpec, no_rules, options_table, parse_as,
+};
 use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
 use uuid::Uuid;
@@ -72,13 +75,36 @@ async fn compare(ctx: &ProbeContext, v: &mut Verdict) -> Result<(), ProbeError> 
     Ok(())
 }
 
-impl Probe for RedisCache {
-    fn name(&self) -> &'static str {
-        "redis_cache"
-    }
+/// `[probes.redis_cache]`: what this probe is, its table, checks, SLOs, alerts and metrics.
+pub const SPEC: ProbeSpec = ProbeSpec {
+    name: "redis_cache",
+    about: "the newest entry of a stream's Redis cache is the newest row in the database",
+    checks: &["missing", "stale"],
+    needs_scylla: true,
+    schedule: ProbeConfig::every(10, 2000),
+    options: options_table::<NoOptions>,
+    parse: parse_as::<NoOptions>,
+    validate: no_rules,
+    slos: &[],
+    alerts: &[AlertSpec {
+        name: "ChatloadRedisCacheInconsistent",
+        for_: "5m",
+        // Only while the probe runs: its gauge starts at 0 and a disabled probe never sets it.
+        expr: r#"chatload_redis_cache_consistent == 0 and on (job, instance) (sum by (job, instance) (increase(chatload_probe_runs_total{probe="redis_cache"}[15m])) > 0)"#,
+        summary: "Redis cache disagrees with ScyllaDB on {{ $labels.instance }}",
+        description: "The newest entry of the probe stream's Redis cache is not the newest row in ScyllaDB: clients reading the cache see missing or stale messages.",
+    }],
+    metrics: &["chatload_redis_cache_consistent"],
+};
 
-    fn checks(&self) -> &'static [&'static str] {
-        &["missing", "stale"]
+/// The probe, as the registry makes it.
+pub fn probe(_: &crate::config::Config) -> std::sync::Arc<dyn Probe> {
+    std::sync::Arc::new(RedisCache::default())
+}
+
+impl Probe for RedisCache {
+    fn spec(&self) -> &'static ProbeSpec {
+        &SPEC
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>> {

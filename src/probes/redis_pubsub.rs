@@ -10,9 +10,13 @@
 //! subscription that ended makes the run an `error` (it subscribes again on the next run).
 
 use super::probe::{Probe, ProbeContext, ProbeError, Verdict};
-use crate::config::Config;
+use crate::config::{
+    AlertSpec, Config, HumanDuration, ProbeConfig, ProbeSpec, ProbeTable, Rules, SloIndicator,
+    SloSpec, SloValue, options_table, parse_as,
+};
 use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -193,23 +197,83 @@ where
     Ok(ledger.settle(messages, start, deadline))
 }
 
+/// `[probes.redis_pubsub]`'s own keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisPubsubOptions {
+    /// Messages published per run.
+    pub messages: u32,
+}
+
+impl Default for RedisPubsubOptions {
+    fn default() -> Self {
+        Self { messages: 20 }
+    }
+}
+
+/// 1 to 1000 messages a run.
+fn rules(table: &ProbeTable, r: &mut Rules) {
+    let messages = table.options::<RedisPubsubOptions>().messages;
+    if !(1..=1000).contains(&messages) {
+        r.fail(
+            "probes.redis_pubsub.messages",
+            format!("must be between 1 and 1000, got {messages}"),
+        );
+    }
+}
+
+/// `[probes.redis_pubsub]`: what this probe is, its table, checks, SLOs, alerts and metrics.
+pub const SPEC: ProbeSpec = ProbeSpec {
+    name: "redis_pubsub",
+    about: "every message published to a stream's channel arrives, and how late",
+    checks: &["lost"],
+    needs_scylla: false,
+    schedule: ProbeConfig::every(5, 2000),
+    options: options_table::<RedisPubsubOptions>,
+    parse: parse_as::<RedisPubsubOptions>,
+    validate: rules,
+    slos: &[SloSpec {
+        key: "redis_pubsub_p99",
+        default: SloValue::Duration(HumanDuration::from_millis(50)),
+        indicator: SloIndicator::Latency {
+            quantile: 0.99,
+            selector: r#"probe="redis_pubsub""#,
+        },
+        alert: AlertSpec {
+            name: "ChatloadRedisPubsubSlow",
+            for_: "10m",
+            expr: "",
+            summary: "{{ $value | humanizePercentage }} of Redis fan-out messages are later than the SLO",
+            description: "More than 1 % of the redis_pubsub probe's messages (lost ones count at the run's deadline) took longer than {threshold} from publish to receive for 10 minutes: real-time delivery is late.",
+        },
+    }],
+    alerts: &[],
+    metrics: &[],
+};
+
+/// The probe, as the registry makes it.
+pub fn probe(cfg: &crate::config::Config) -> std::sync::Arc<dyn Probe> {
+    std::sync::Arc::new(RedisPubsub::new(cfg))
+}
+
 impl Probe for RedisPubsub {
-    fn name(&self) -> &'static str {
-        "redis_pubsub"
-    }
-
-    fn needs_scylla(&self) -> bool {
-        false
-    }
-
-    fn checks(&self) -> &'static [&'static str] {
-        &["lost"]
+    fn spec(&self) -> &'static ProbeSpec {
+        &SPEC
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>> {
         Box::pin(async move {
-            let cfg = ctx.cfg().probes.redis_pubsub.clone();
-            let deadline = Instant::now() + cfg.timeout.get().mul_f64(DEADLINE_SHARE);
+            let cfg = ctx.cfg();
+            let timeout = cfg
+                .probes
+                .schedule("redis_pubsub")
+                .unwrap_or_else(|| SPEC.schedule.clone())
+                .timeout;
+            let messages = cfg
+                .probes
+                .options::<RedisPubsubOptions>("redis_pubsub")
+                .messages;
+            let deadline = Instant::now() + timeout.get().mul_f64(DEADLINE_SHARE);
             let channel = channel(ctx);
             let mut guard = self.subscriber.lock().await;
             if guard.is_none() {
@@ -219,9 +283,7 @@ impl Probe for RedisPubsub {
             let mut arrivals = stream.map(|msg| msg.get_payload::<String>().unwrap_or_default());
 
             let run = rand::random::<u32>();
-            let payloads = (0..cfg.messages)
-                .map(|seq| format!("{run}:{seq}"))
-                .collect();
+            let payloads = (0..messages).map(|seq| format!("{run}:{seq}")).collect();
             let publish = |payload: String| {
                 let channel = &channel;
                 async move {

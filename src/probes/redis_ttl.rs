@@ -11,6 +11,7 @@
 //! (`PX 1000`, left behind at the end of each run) must be gone (`not_expired`).
 
 use super::probe::{Probe, ProbeContext, ProbeError, Verdict, timed};
+use crate::config::{NoOptions, ProbeConfig, ProbeSpec, no_rules, options_table, parse_as};
 use crate::store::redis::RedisBackend;
 use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,17 +61,33 @@ pub fn keys(ctx: &ProbeContext) -> (String, String) {
     (format!("{base}:long"), format!("{base}:short"))
 }
 
+/// `[probes.redis_ttl]`: what this probe is, its table, checks, SLOs, alerts and metrics.
+pub const SPEC: ProbeSpec = ProbeSpec {
+    name: "redis_ttl",
+    about: "Redis keeps and ends expiries as the cache relies on them",
+    checks: &["ttl_mismatch", "no_expiry", "not_expired"],
+    needs_scylla: false,
+    schedule: ProbeConfig::every(15, 5000),
+    options: options_table::<NoOptions>,
+    parse: parse_as::<NoOptions>,
+    validate: no_rules,
+    slos: &[],
+    alerts: &[],
+    metrics: &[
+        "chatload_ttl_observed_seconds",
+        "chatload_ttl_drift_seconds",
+        "chatload_ttl_expected_seconds",
+    ],
+};
+
+/// The probe, as the registry makes it.
+pub fn probe(_: &crate::config::Config) -> std::sync::Arc<dyn Probe> {
+    std::sync::Arc::new(RedisTtl::default())
+}
+
 impl Probe for RedisTtl {
-    fn name(&self) -> &'static str {
-        "redis_ttl"
-    }
-
-    fn needs_scylla(&self) -> bool {
-        false
-    }
-
-    fn checks(&self) -> &'static [&'static str] {
-        &["ttl_mismatch", "no_expiry", "not_expired"]
+    fn spec(&self) -> &'static ProbeSpec {
+        &SPEC
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>> {

@@ -34,6 +34,9 @@ pub struct ProbeSnapshot {
     pub latency: Percentiles,
     /// Violations per check.
     pub check_failures: BTreeMap<&'static str, u64>,
+    /// The last value of each SLO gauge a run measured (by metric name).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub gauges: BTreeMap<&'static str, f64>,
 }
 
 #[derive(Default)]
@@ -42,6 +45,7 @@ struct ProbeState {
     last_success: Option<bool>,
     last_problem: Option<String>,
     check_failures: BTreeMap<&'static str, u64>,
+    gauges: BTreeMap<&'static str, f64>,
     latencies: Option<hdrhistogram::Histogram<u64>>,
 }
 
@@ -123,6 +127,7 @@ impl ProbeScheduler {
                         last_problem: s.last_problem.clone(),
                         latency,
                         check_failures: s.check_failures.clone(),
+                        gauges: s.gauges.clone(),
                     },
                 )
             })
@@ -135,6 +140,7 @@ impl ProbeScheduler {
             let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
             s.runs.clear();
             s.check_failures.clear();
+            s.gauges.clear();
             s.last_success = None;
             s.last_problem = None;
             if let Some(h) = s.latencies.as_mut() {
@@ -238,8 +244,8 @@ fn judge_run(
     timeout: &HumanDuration,
 ) -> RunRecord {
     let at_deadline = Verdict {
-        failures: Vec::new(),
         latencies: vec![timeout.get()],
+        ..Verdict::default()
     };
     let (outcome, problem, verdict) = match result {
         Err(_) => (
@@ -288,6 +294,9 @@ fn record_run(name: &'static str, run: &RunRecord, m: &Metrics, state: &Mutex<Pr
             h.saturating_record(micros(*d));
         }
     }
+    for (metric, value) in &run.verdict.gauges {
+        s.gauges.insert(metric, *value);
+    }
     if run.problem.is_some() {
         s.last_problem = run.problem.clone();
     }
@@ -296,7 +305,6 @@ fn record_run(name: &'static str, run: &RunRecord, m: &Metrics, state: &Mutex<Pr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::probes::probe::{ProbeError, Verdict};
     use crate::store::{RedisBackend, ScyllaBackend};
     use futures::future::BoxFuture;
@@ -307,14 +315,8 @@ mod tests {
     }
 
     impl Probe for FakeProbe {
-        fn name(&self) -> &'static str {
-            "redis_pubsub"
-        }
-        fn checks(&self) -> &'static [&'static str] {
-            &[]
-        }
-        fn needs_scylla(&self) -> bool {
-            false
+        fn spec(&self) -> &'static crate::config::ProbeSpec {
+            &crate::probes::redis_pubsub::SPEC
         }
         fn run<'a>(&'a self, _: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>> {
             (self.run)()
@@ -324,8 +326,8 @@ mod tests {
     /// Run `probe` through the scheduler's loop (timeout 1 s) until its first run is recorded; on
     /// paused time, so the timeout fires without waiting.
     async fn first_run(probe: FakeProbe) -> (Arc<Metrics>, Arc<Mutex<ProbeState>>) {
-        let mut cfg = Config::default();
-        cfg.probes.redis_pubsub.timeout = HumanDuration::from_secs(1);
+        let mut cfg = crate::probes::registry::defaults();
+        cfg.probes.schedule_mut("redis_pubsub").unwrap().timeout = HumanDuration::from_secs(1);
         let metrics = Arc::new(Metrics::new("test"));
         let ctx = Arc::new(ProbeContext::new(
             cfg.clone(),

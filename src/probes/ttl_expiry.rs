@@ -7,8 +7,12 @@
 
 use super::probe::{Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
 use crate::chat::now_ms;
+use crate::config::{
+    AlertSpec, HumanDuration, ProbeConfig, ProbeSpec, ProbeTable, Rules, options_table, parse_as,
+};
 use futures::future::BoxFuture;
 use scylla::value::CqlTimestamp;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// The probe.
@@ -28,19 +32,77 @@ pub fn streams(ctx: &ProbeContext, timestamp_ms: i64) -> [Uuid; 2] {
     ]
 }
 
-impl Probe for TtlExpiry {
-    fn name(&self) -> &'static str {
-        "ttl_expiry"
-    }
+/// `[probes.ttl_expiry]`'s own keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TtlExpiryOptions {
+    /// TTL of the row the probe writes (whole seconds).
+    pub ttl: HumanDuration,
+    /// How long after its TTL a row may still be readable before that is a violation.
+    pub grace: HumanDuration,
+}
 
-    fn checks(&self) -> &'static [&'static str] {
-        &["not_expired"]
+impl Default for TtlExpiryOptions {
+    fn default() -> Self {
+        Self {
+            ttl: HumanDuration::from_secs(2),
+            grace: HumanDuration::from_secs(3),
+        }
+    }
+}
+
+/// `ttl` is a TTL, `grace` is not zero, and a run outlasts them both (its `timeout`).
+fn rules(table: &ProbeTable, r: &mut Rules) {
+    let o: TtlExpiryOptions = table.options();
+    r.ttl("probes.ttl_expiry.ttl", o.ttl);
+    r.positive("probes.ttl_expiry.grace", o.grace);
+    let timeout = table.schedule.timeout;
+    if timeout.get() <= o.ttl.get() + o.grace.get() {
+        r.fail(
+            "probes.ttl_expiry.timeout",
+            format!(
+                "must be longer than ttl + grace ({} + {}), got {timeout}",
+                o.ttl, o.grace
+            ),
+        );
+    }
+}
+
+/// `[probes.ttl_expiry]`: what this probe is, its table, checks, SLOs, alerts and metrics.
+pub const SPEC: ProbeSpec = ProbeSpec {
+    name: "ttl_expiry",
+    about: "a row written with a short TTL is gone once the TTL and a grace have passed",
+    checks: &["not_expired"],
+    needs_scylla: true,
+    schedule: ProbeConfig::every(30, 20_000),
+    options: options_table::<TtlExpiryOptions>,
+    parse: parse_as::<TtlExpiryOptions>,
+    validate: rules,
+    slos: &[],
+    alerts: &[AlertSpec {
+        name: "ChatloadTtlExpiryViolated",
+        for_: "0m",
+        expr: r#"increase(chatload_probe_check_failures_total{probe="ttl_expiry",check="not_expired"}[15m]) > 0"#,
+        summary: "Rows past their TTL are still readable",
+        description: "The ttl_expiry probe read rows after their TTL plus grace: expired data is being served.",
+    }],
+    metrics: &[],
+};
+
+/// The probe, as the registry makes it.
+pub fn probe(_: &crate::config::Config) -> std::sync::Arc<dyn Probe> {
+    std::sync::Arc::new(TtlExpiry)
+}
+
+impl Probe for TtlExpiry {
+    fn spec(&self) -> &'static ProbeSpec {
+        &SPEC
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>> {
         Box::pin(async move {
-            let cfg = &ctx.cfg().probes.ttl_expiry;
-            let (ttl, grace) = (cfg.ttl.get(), cfg.grace.get());
+            let o: TtlExpiryOptions = ctx.cfg().probes.options("ttl_expiry");
+            let (ttl, grace) = (o.ttl.get(), o.grace.get());
             let written_at = now_ms();
             let m = ctx.message(
                 streams(ctx, written_at)[0],

@@ -10,6 +10,10 @@
 
 use super::probe::{Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
 use crate::chat::now_ms;
+use crate::config::{
+    AlertSpec, HumanDuration, NoOptions, ProbeConfig, ProbeSpec, SloIndicator, SloSpec, SloValue,
+    no_rules, options_table, parse_as,
+};
 use crate::store::scylla::ScyllaError;
 use futures::future::BoxFuture;
 use scylla::value::CqlTimestamp;
@@ -44,13 +48,48 @@ impl TtlReading {
     }
 }
 
-impl Probe for TtlMetadata {
-    fn name(&self) -> &'static str {
-        "ttl_metadata"
-    }
+/// `[probes.ttl_metadata]`: what this probe is, its table, checks, SLOs, alerts and metrics.
+pub const SPEC: ProbeSpec = ProbeSpec {
+    name: "ttl_metadata",
+    about: "the TTL new rows get and the table's default TTL, on the server's clock",
+    checks: &["ttl_drift", "table_default_ttl", "no_ttl"],
+    needs_scylla: true,
+    schedule: ProbeConfig::every(30, 2000),
+    options: options_table::<NoOptions>,
+    parse: parse_as::<NoOptions>,
+    validate: no_rules,
+    slos: &[SloSpec {
+        key: "ttl_tolerance",
+        default: SloValue::Duration(HumanDuration::from_secs(60)),
+        indicator: SloIndicator::Gauge {
+            metric: "chatload_ttl_drift_seconds",
+            selector: r#"backend="scylla""#,
+        },
+        alert: AlertSpec {
+            name: "ChatloadTtlDrift",
+            for_: "5m",
+            expr: "",
+            summary: "New messages get a TTL {{ $value | humanizeDuration }} off the expected one",
+            description: "The TTL of fresh rows differs from scylla.default_ttl by more than {threshold}: messages will be kept too long or deleted too early. Compare chatload_ttl_table_default_seconds.",
+        },
+    }],
+    alerts: &[],
+    metrics: &[
+        "chatload_ttl_observed_seconds",
+        "chatload_ttl_drift_seconds",
+        "chatload_ttl_expected_seconds",
+        "chatload_ttl_table_default_seconds",
+    ],
+};
 
-    fn checks(&self) -> &'static [&'static str] {
-        &["ttl_drift", "table_default_ttl", "no_ttl"]
+/// The probe, as the registry makes it.
+pub fn probe(_: &crate::config::Config) -> std::sync::Arc<dyn Probe> {
+    std::sync::Arc::new(TtlMetadata)
+}
+
+impl Probe for TtlMetadata {
+    fn spec(&self) -> &'static ProbeSpec {
+        &SPEC
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>> {
@@ -59,7 +98,7 @@ impl Probe for TtlMetadata {
             let st = ctx.statements().await?;
             let ks = &ctx.cfg().scylla.keyspace;
             let expected = ctx.cfg().scylla.default_ttl.get().as_secs_f64();
-            let tolerance = ctx.cfg().slo.ttl_tolerance.get().as_secs_f64();
+            let tolerance = ctx.cfg().slo.threshold(&SPEC.slos[0]).get();
             let mut v = Verdict::default();
 
             let table = crate::store::schema::describe_table(&session, ks)
@@ -115,6 +154,7 @@ impl Probe for TtlMetadata {
                         .ttl_drift
                         .with_label_values(&["scylla"])
                         .set(r.drift);
+                    v.gauge("chatload_ttl_drift_seconds", r.drift);
                     v.fail("ttl_drift", u64::from(r.drift.abs() > tolerance));
                 }
                 _ => {
@@ -126,6 +166,7 @@ impl Probe for TtlMetadata {
                         .ttl_drift
                         .with_label_values(&["scylla"])
                         .set(-expected);
+                    v.gauge("chatload_ttl_drift_seconds", -expected);
                     v.fail("no_ttl", 1);
                 }
             }

@@ -62,11 +62,6 @@ pub struct Measured {
     pub probes: BTreeMap<&'static str, ProbeSnapshot>,
     /// Bucket counts of each probe's `chatload_probe_duration_seconds` over the window.
     pub probe_buckets: BTreeMap<&'static str, BucketCounts>,
-    /// `chatload_ttl_drift_seconds{backend="scylla"}` as the last ttl_metadata run in the window
-    /// left it (`None`: no run measured it).
-    pub ttl_drift: Option<f64>,
-    /// `chatload_partition_balance_cv` as the last partition_balance run in the window left it.
-    pub partition_balance_cv: Option<f64>,
     /// Seconds the window lasted.
     pub seconds: f64,
     /// Target write rate of this instance.
@@ -105,9 +100,9 @@ impl Measured {
                 seconds: self.seconds,
                 target_rate: self.target_write_rate,
             },
-            Indicator::Gauge { .. } => Observed::Gauge(self.ttl_drift),
-            Indicator::ProbeCheck { check, .. } => Observed::Check {
-                value: self.partition_balance_cv,
+            Indicator::Gauge { metric, .. } => Observed::Gauge(self.gauge(slo, metric)),
+            Indicator::ProbeCheck { check, metric } => Observed::Check {
+                value: self.gauge(slo, metric),
                 failures: probe
                     .and_then(|p| p.check_failures.get(check).copied())
                     .unwrap_or(0),
@@ -117,13 +112,13 @@ impl Measured {
 }
 
 impl Measured {
-    /// Take the gauges that probes set (TTL drift, partition balance), each only when a run of its
-    /// probe in the window measured it: a gauge nobody set in the window is no data, not a value.
-    pub fn read_probe_gauges(&mut self, metrics: &Metrics) {
-        self.ttl_drift = measured_by_a_run(self.probes.get("ttl_metadata"))
-            .then(|| metrics.ttl_drift.with_label_values(&["scylla"]).get());
-        self.partition_balance_cv = measured_by_a_run(self.probes.get("partition_balance"))
-            .then(|| metrics.partition_balance_cv.get());
+    /// The gauge `metric` of `slo`'s probe as the last run in the window that measured it left it
+    /// (`None`: no run in the window measured it; a gauge nobody set is no data, not a value).
+    fn gauge(&self, slo: &Slo, metric: &str) -> Option<f64> {
+        let p = slo.probe.and_then(|p| self.probes.get(p));
+        measured_by_a_run(p)
+            .then(|| p.and_then(|p| p.gauges.get(metric).copied()))
+            .flatten()
     }
 }
 
@@ -327,8 +322,6 @@ mod tests {
                 scylla_write: writes(cfg, 60_000, 0, 0.002),
                 ..Default::default()
             },
-            ttl_drift: Some(0.5),
-            partition_balance_cv: Some(0.04),
             seconds: 60.0,
             target_write_rate: 1000.0,
             ..Default::default()
@@ -336,7 +329,25 @@ mod tests {
         for (name, _) in cfg.probes.iter() {
             set_probe(&mut m, cfg, name, probe(cfg, 10, 0, 0.004));
         }
+        set_gauge(&mut m, "ttl_metadata", TTL_DRIFT, Some(0.5));
+        set_gauge(&mut m, "partition_balance", BALANCE_CV, Some(0.04));
         m
+    }
+
+    const TTL_DRIFT: &str = "chatload_ttl_drift_seconds";
+    const BALANCE_CV: &str = "chatload_partition_balance_cv";
+
+    /// What the probe's runs in the window measured of `metric` (`None`: nothing).
+    fn set_gauge(m: &mut Measured, probe: &str, metric: &'static str, value: Option<f64>) {
+        let gauges = &mut m
+            .probes
+            .get_mut(probe)
+            .expect("a probe of the window")
+            .gauges;
+        match value {
+            Some(v) => gauges.insert(metric, v),
+            None => gauges.remove(metric),
+        };
     }
 
     fn set_probe(
@@ -358,7 +369,7 @@ mod tests {
 
     #[test]
     fn a_healthy_window_passes_every_slo() {
-        let cfg = Config::default();
+        let cfg = crate::probes::registry::defaults();
         let rows = evaluate(&cfg, &healthy(&cfg));
         assert_eq!(rows.len(), 9 + 9, "{rows:#?}");
         assert!(failed(&rows).is_empty(), "{rows:#?}");
@@ -368,7 +379,7 @@ mod tests {
 
     #[test]
     fn each_breach_fails_its_own_row() {
-        let cfg = Config::default();
+        let cfg = crate::probes::registry::defaults();
         type Breach = fn(&mut Measured, &Config);
         let cases: [(&str, Breach); 10] = [
             ("write_p99", |m, c| {
@@ -398,7 +409,9 @@ mod tests {
             ("pagination_page_p99", |m, c| {
                 set_probe(m, c, "pagination", probe(c, 10, 0, 0.02))
             }),
-            ("ttl_tolerance", |m, _| m.ttl_drift = Some(-2_588_400.0)),
+            ("ttl_tolerance", |m, _| {
+                set_gauge(m, "ttl_metadata", TTL_DRIFT, Some(-2_588_400.0))
+            }),
             ("redis_pubsub_p99", |m, c| {
                 set_probe(m, c, "redis_pubsub", probe(c, 10, 0, 0.06))
             }),
@@ -425,7 +438,7 @@ mod tests {
     /// observed at its deadline, so the p99 reads the deadline and the latency SLO fails too.
     #[test]
     fn failures_never_make_latency_look_better() {
-        let cfg = Config::default();
+        let cfg = crate::probes::registry::defaults();
         let mut m = healthy(&cfg);
         m.traffic.scylla_write = writes(&cfg, 0, 15_000, 0.0005);
         let rows = evaluate(&cfg, &m);
@@ -435,7 +448,7 @@ mod tests {
 
     #[test]
     fn nothing_measured_is_no_data_and_fails() {
-        let cfg = Config::default();
+        let cfg = crate::probes::registry::defaults();
         let m = Measured {
             seconds: 60.0,
             target_write_rate: 1000.0,
@@ -453,8 +466,8 @@ mod tests {
         }
         // A gauge that no run measured is not a pass, whatever its value.
         let mut m = healthy(&cfg);
-        m.ttl_drift = None;
-        m.partition_balance_cv = None;
+        set_gauge(&mut m, "ttl_metadata", TTL_DRIFT, None);
+        set_gauge(&mut m, "partition_balance", BALANCE_CV, None);
         assert_eq!(
             failed(&evaluate(&cfg, &m)),
             ["ttl_tolerance", "partition_balance_cv"]
@@ -465,9 +478,9 @@ mod tests {
     /// exactly 7 ms and 40 ms.
     #[test]
     fn configured_thresholds_are_judged_exactly() {
-        let mut cfg = Config::default();
+        let mut cfg = crate::probes::registry::defaults();
         cfg.slo.write_p99 = HumanDuration::from_millis(7);
-        cfg.slo.range_5m_max = HumanDuration::from_millis(40);
+        cfg.slo.probes.insert("range_5m_max".into(), "40ms".into());
         for (latency, pass) in [(0.0069, true), (0.007, true), (0.0071, false)] {
             let mut m = healthy(&cfg);
             m.traffic.scylla_write = writes(&cfg, 60_000, 0, latency);
@@ -487,9 +500,9 @@ mod tests {
 
     #[test]
     fn disabled_probes_have_no_rows() {
-        let mut cfg = Config::default();
-        cfg.probes.recent_50.enabled = false;
-        cfg.probes.redis_pubsub.enabled = false;
+        let mut cfg = crate::probes::registry::defaults();
+        cfg.probes.schedule_mut("recent_50").unwrap().enabled = false;
+        cfg.probes.schedule_mut("redis_pubsub").unwrap().enabled = false;
         let rows = evaluate(&cfg, &healthy(&cfg));
         for gone in [
             "recent_50_p99",
@@ -503,7 +516,7 @@ mod tests {
 
     #[test]
     fn text_report_marks_failed_rows_and_says_how_precise_it_is() {
-        let cfg = Config::default();
+        let cfg = crate::probes::registry::defaults();
         let mut m = healthy(&cfg);
         m.traffic.scylla_write = writes(&cfg, 60_000, 0, 0.0051);
         let slos = evaluate(&cfg, &m);

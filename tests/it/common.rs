@@ -195,6 +195,7 @@ pub async fn fresh_keyspace(keyspace: &str) -> scylla::client::session::Session 
         &config_with(CASSANDRA, REDIS, keyspace, ""),
         std::path::Path::new("t"),
         [],
+        &chatload::probes::registry::catalog(),
     )
     .unwrap();
     let session = chatload::store::scylla::connect(&cfg.scylla, None)

@@ -12,7 +12,13 @@ async fn start_unreachable() -> (Daemon, CancellationToken) {
         &format!("127.0.0.1:{}", closed_port()),
         "chatload_it",
     );
-    let cfg = config::load_str(&text, Path::new("test"), []).unwrap();
+    let cfg = config::load_str(
+        &text,
+        Path::new("test"),
+        [],
+        &chatload::probes::registry::catalog(),
+    )
+    .unwrap();
     let token = CancellationToken::new();
     let d = Daemon::start(cfg, token.clone())
         .await

@@ -30,7 +30,13 @@ async fn start(keyspace: &str, rest: &str) -> (Daemon, CancellationToken) {
 
 /// The daemon with a whole config text.
 async fn start_with(text: &str) -> (Daemon, CancellationToken) {
-    let cfg = config::load_str(text, Path::new("t"), []).unwrap();
+    let cfg = config::load_str(
+        text,
+        Path::new("t"),
+        [],
+        &chatload::probes::registry::catalog(),
+    )
+    .unwrap();
     let token = CancellationToken::new();
     (Daemon::start(cfg, token.clone()).await.unwrap(), token)
 }
@@ -84,7 +90,13 @@ fn exported(d: &Daemon, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 async fn session(keyspace: &str) -> scylla::client::session::Session {
     let text = config_with(CASSANDRA, REDIS, keyspace, "");
-    let cfg = config::load_str(&text, Path::new("t"), []).unwrap();
+    let cfg = config::load_str(
+        &text,
+        Path::new("t"),
+        [],
+        &chatload::probes::registry::catalog(),
+    )
+    .unwrap();
     connect(&cfg.scylla, None).await.unwrap()
 }
 
@@ -522,7 +534,13 @@ async fn recent_50_and_pagination_fail_on_a_table_in_ascending_order() {
     let keyspace = "chatload_it_ascending";
     let s = session(keyspace).await;
     let text = config_with(CASSANDRA, REDIS, keyspace, "");
-    let cfg = config::load_str(&text, Path::new("t"), []).unwrap();
+    let cfg = config::load_str(
+        &text,
+        Path::new("t"),
+        [],
+        &chatload::probes::registry::catalog(),
+    )
+    .unwrap();
     for cql in [
         format!("DROP KEYSPACE IF EXISTS {keyspace}"),
         table::keyspace_cql(&cfg.scylla),

@@ -15,6 +15,7 @@ async fn streams_written(keyspace: &str) -> BTreeSet<u64> {
         &config_with(CASSANDRA, REDIS, keyspace, ""),
         Path::new("t"),
         [],
+        &chatload::probes::registry::catalog(),
     )
     .unwrap();
     let s = connect(&cfg.scylla, None).await.unwrap();
@@ -38,6 +39,7 @@ async fn drop_keyspace(keyspace: &str) {
         &config_with(CASSANDRA, REDIS, keyspace, ""),
         Path::new("t"),
         [],
+        &chatload::probes::registry::catalog(),
     )
     .unwrap();
     let s = connect(&cfg.scylla, None).await.unwrap();

@@ -17,6 +17,7 @@ fn stack_config(keyspace: &str) -> config::Config {
         &test_config(CASSANDRA, REDIS, keyspace),
         Path::new("test"),
         [],
+        &chatload::probes::registry::catalog(),
     )
     .unwrap()
 }

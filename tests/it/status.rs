@@ -26,6 +26,7 @@ async fn status_page_renders_in_headless_chromium() {
         &config_with(CASSANDRA, REDIS, keyspace, ""),
         Path::new("t"),
         [],
+        &chatload::probes::registry::catalog(),
     )
     .unwrap();
     let session = chatload::store::scylla::connect(&cfg0.scylla, None)
@@ -36,7 +37,13 @@ async fn status_page_renders_in_headless_chromium() {
         .await
         .unwrap();
     let text = config_with(CASSANDRA, REDIS, keyspace, rest);
-    let cfg = config::load_str(&text, Path::new("t"), []).unwrap();
+    let cfg = config::load_str(
+        &text,
+        Path::new("t"),
+        [],
+        &chatload::probes::registry::catalog(),
+    )
+    .unwrap();
     let token = CancellationToken::new();
     let d = Daemon::start(cfg, token.clone()).await.unwrap();
     // Two samples 10 s apart make the first chart points.

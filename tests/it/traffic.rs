@@ -62,7 +62,13 @@ async fn steady_traffic_60s_at_1000_per_second() {
         keyspace,
         &format!("[traffic]\nwrite_rate = 1000.0\nread_rate = 200.0\nseed = 42\n{probes_off}"),
     );
-    let cfg = config::load_str(&text, Path::new("t"), []).unwrap();
+    let cfg = config::load_str(
+        &text,
+        Path::new("t"),
+        [],
+        &chatload::probes::registry::catalog(),
+    )
+    .unwrap();
     let token = CancellationToken::new();
     let d = Daemon::start(cfg, token.clone()).await.unwrap();
     let m = d.metrics().clone();
