@@ -11,9 +11,9 @@ pub mod text;
 
 use crate::config::Config;
 use crate::measure::metrics::Metrics;
-use crate::measure::record::{HDR_SIGNIFICANT_DIGITS, OpSnapshot, Outcome, Percentiles};
-pub use crate::measure::slo::human_seconds;
-use crate::measure::slo::{self, BucketCounts, Indicator, Judgement, Observed, Slo};
+use crate::measure::record::{OpSnapshot, Outcome};
+use crate::measure::slo::{self, Indicator, Judgement, Observed, Slo};
+use crate::measure::stats::{BucketCounts, HDR_SIGNIFICANT_DIGITS, Percentiles};
 use crate::probes::ProbeSnapshot;
 use crate::traffic::TrafficSnapshot;
 use serde::Serialize;
@@ -271,6 +271,7 @@ pub fn probe_buckets(cfg: &Config, metrics: &Metrics) -> BTreeMap<&'static str, 
 mod tests {
     use super::*;
     use crate::config::HumanDuration;
+    use crate::measure::stats::human_seconds;
 
     /// Bucket counts of `values` in the layout a daemon for `cfg` uses.
     fn buckets(cfg: &Config, values: &[f64]) -> BucketCounts {

@@ -313,7 +313,7 @@ pub struct TrafficSnapshot {
     /// The Redis side of message writes.
     pub redis_write: crate::measure::record::OpSnapshot,
     /// How late requests were sent (at the send, per request).
-    pub schedule_lag: crate::measure::record::Percentiles,
+    pub schedule_lag: crate::measure::stats::Percentiles,
 }
 
 impl TrafficSnapshot {
@@ -468,7 +468,7 @@ impl Traffic {
             scylla_write: s.scylla_write.begin_window(),
             scylla_read: s.scylla_read.begin_window(),
             redis_write: s.redis_write.begin_window(),
-            schedule_lag: crate::measure::record::Percentiles::default(),
+            schedule_lag: crate::measure::stats::Percentiles::default(),
         }
     }
 
