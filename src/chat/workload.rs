@@ -6,12 +6,14 @@
 //! - A message picks its stream uniformly or Zipf-skewed, a sender from a pool with display names,
 //!   a `message_type` from the configured mix, a log-normal text length, and a moderation status
 //!   (98 % `approved`, 1.5 % `pending`, 0.5 % `rejected`).
+//!   The texts themselves are [`super::text`]'s.
 //! - Everything random comes from one seeded generator: the same seed gives the same messages.
 
+use super::text::{self, Texts};
 use crate::config::{InstanceConfig, StreamDistribution, TrafficConfig};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, LogNormal, Zipf};
+use rand_distr::{Distribution, Zipf};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -91,82 +93,6 @@ pub struct Message {
     pub message_type: MessageType,
 }
 
-const ADJECTIVES: &[&str] = &[
-    "Brave", "Quiet", "Swift", "Clever", "Sunny", "Lucky", "Mellow", "Bold", "Calm", "Witty",
-    "Eager", "Gentle", "Happy", "Jolly", "Kind", "Nimble",
-];
-const ANIMALS: &[&str] = &[
-    "Otter", "Falcon", "Badger", "Lynx", "Heron", "Panda", "Koala", "Raven", "Fox", "Moose",
-    "Gecko", "Bison", "Crane", "Mole", "Newt", "Wren",
-];
-const WORDS: &[&str] = &[
-    "hey",
-    "the",
-    "deploy",
-    "is",
-    "green",
-    "again",
-    "lol",
-    "can",
-    "you",
-    "check",
-    "staging",
-    "please",
-    "looks",
-    "good",
-    "to",
-    "me",
-    "ship",
-    "it",
-    "latency",
-    "spiked",
-    "around",
-    "noon",
-    "who",
-    "owns",
-    "this",
-    "alert",
-    "thanks",
-    "for",
-    "the",
-    "fix",
-    "meeting",
-    "in",
-    "five",
-    "minutes",
-    "coffee",
-    "first",
-    "merged",
-    "rolling",
-    "back",
-    "now",
-    "dashboard",
-    "shows",
-    "p99",
-    "under",
-    "target",
-    "nice",
-    "work",
-    "team",
-    "on",
-    "call",
-    "tonight",
-    "see",
-    "ticket",
-    "queue",
-    "is",
-    "empty",
-    "great",
-];
-const CODE_LINES: &[&str] = &[
-    "fn main() { println!(\"hello\"); }",
-    "SELECT * FROM chat_messages WHERE stream_id = ? LIMIT 50;",
-    "kubectl rollout status deploy/chat-api -n staging",
-    "let p99 = histogram.value_at_quantile(0.99);",
-    "if err != nil { return fmt.Errorf(\"write: %w\", err) }",
-];
-const FILE_KINDS: &[&str] = &["pdf", "png", "txt", "log", "csv", "zip"];
-
 /// Seeded generator of messages for one instance.
 pub struct Workload {
     rng: SmallRng,
@@ -175,9 +101,7 @@ pub struct Workload {
     senders: Vec<Arc<Sender>>,
     /// Cumulative shares of text, mention, code, file.
     mix: [f64; 4],
-    text_length: LogNormal<f64>,
-    text_length_max: usize,
-    corpus: String,
+    texts: Texts,
 }
 
 impl Workload {
@@ -194,11 +118,9 @@ impl Workload {
         };
         let senders = (0..u64::from(cfg.senders))
             .map(|i| {
-                let a = ADJECTIVES[(i as usize) % ADJECTIVES.len()];
-                let b = ANIMALS[(i as usize / ADJECTIVES.len()) % ANIMALS.len()];
                 Arc::new(Sender {
                     id: Uuid::from_u64_pair(SENDER_NAMESPACE, i),
-                    display_name: format!("{a} {b} {}", i / 256 + 1),
+                    display_name: text::display_name(i),
                 })
             })
             .collect();
@@ -211,26 +133,14 @@ impl Workload {
             acc += s / total;
             mix[i] = acc;
         }
-        // Log-normal with the configured mean: mu = ln(mean) - sigma^2 / 2.
-        let sigma = 0.6_f64;
-        let mu = f64::from(cfg.text_length_mean.max(1)).ln() - sigma * sigma / 2.0;
-        let text_length = LogNormal::new(mu, sigma).expect("valid log-normal parameters");
-        let text_length_max = cfg.text_length_max.max(1) as usize;
-        // A corpus of chat words; message texts are slices of it (cheap, and they read like chat).
-        let mut corpus = String::with_capacity(text_length_max * 4 + 64);
-        while corpus.len() < text_length_max * 4 + 64 {
-            corpus.push_str(WORDS[rng.random_range(0..WORDS.len())]);
-            corpus.push(' ');
-        }
+        let texts = Texts::new(cfg, &mut rng);
         Self {
             rng,
             streams,
             zipf,
             senders,
             mix,
-            text_length,
-            text_length_max,
-            corpus,
+            texts,
         }
     }
 
@@ -259,31 +169,14 @@ impl Workload {
             _ => MessageType::File,
         };
         let text = match message_type {
-            MessageType::Text => self.words(1.0),
+            MessageType::Text => self.texts.words(&mut self.rng, 1.0),
             MessageType::Mention => {
                 let other = self.senders[self.rng.random_range(0..self.senders.len())].clone();
-                let rest = self.words(1.0);
+                let rest = self.texts.words(&mut self.rng, 1.0);
                 format!("@{} {rest}", other.display_name)
             }
-            MessageType::Code => {
-                let n = self.rng.random_range(1..=3);
-                let mut t = String::from("```\n");
-                for _ in 0..n {
-                    t.push_str(CODE_LINES[self.rng.random_range(0..CODE_LINES.len())]);
-                    t.push('\n');
-                }
-                t.push_str("```");
-                t.truncate(self.text_length_max);
-                t
-            }
-            MessageType::File => {
-                let kind = FILE_KINDS[self.rng.random_range(0..FILE_KINDS.len())];
-                let kb = self.rng.random_range(1..20_000);
-                format!(
-                    "shared a file: report-{}.{kind} ({kb} KB)",
-                    self.rng.random_range(1..10_000)
-                )
-            }
+            MessageType::Code => self.texts.code(&mut self.rng),
+            MessageType::File => text::file(&mut self.rng),
         };
         let moderation_status = match self.rng.random_range(0..1000) {
             0..980 => "approved",
@@ -305,19 +198,6 @@ impl Workload {
     pub fn messages(&mut self, n: usize, timestamp_ms: i64) -> Vec<Message> {
         let stream = self.pick_stream();
         (0..n).map(|_| self.message(stream, timestamp_ms)).collect()
-    }
-
-    /// A slice of the corpus of log-normal length (times `scale`), cut at word boundaries.
-    fn words(&mut self, scale: f64) -> String {
-        let len = ((self.text_length.sample(&mut self.rng) * scale) as usize)
-            .clamp(1, self.text_length_max);
-        let start = self.rng.random_range(0..self.corpus.len() - len);
-        // Start after a space, so the text begins with a whole word (the corpus is ASCII).
-        let start = self.corpus[start..]
-            .find(' ')
-            .map_or(start, |i| start + i + 1);
-        let end = (start + len).min(self.corpus.len());
-        self.corpus[start..end].trim_end().to_string()
     }
 }
 

@@ -9,8 +9,9 @@
 
 use crate::config::Config;
 use crate::measure::metrics::Metrics;
-use crate::measure::record::{OpSnapshot, Outcome, Percentiles};
-use crate::measure::slo::{BucketCounts, WINDOW};
+use crate::measure::record::{OpSnapshot, Outcome};
+use crate::measure::slo::WINDOW;
+use crate::measure::stats::{BucketCounts, Percentiles};
 use crate::probes::{ProbeScheduler, ProbeSnapshot};
 use crate::report::status_page::{Point, Status};
 use crate::report::{Measured, evaluate};

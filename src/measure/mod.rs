@@ -1,8 +1,10 @@
 //! Measuring, and nothing of execution: every metric (the Prometheus registry), the recorders that
-//! count each operation and observe its latency ([`record`]), the SLO model that judges them
-//! ([`slo`]) and the heartbeat `/healthz` reads ([`health`]).
+//! count each operation and observe its latency ([`record`]), the statistics they are read with
+//! (HDR percentiles, bucket counts: [`stats`]), the SLO model that judges them ([`slo`]) and the
+//! heartbeat `/healthz` reads ([`health`]).
 
 pub mod health;
 pub mod metrics;
 pub mod record;
 pub mod slo;
+pub mod stats;

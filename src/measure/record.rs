@@ -14,6 +14,7 @@
 //! the first scrape (at 0), so `rate()` and ratio alerts work immediately.
 
 use crate::measure::metrics::Metrics;
+use crate::measure::stats::{BucketCounts, ExactLatency, Percentiles, exact_histogram, micros};
 use prometheus::{Histogram, IntCounter};
 use serde::Serialize;
 use std::sync::Mutex;
@@ -82,77 +83,6 @@ pub struct OpRecorder {
     suppressed: AtomicU64,
 }
 
-/// Latency distributions in HDR histograms (microseconds, 3 significant digits: a reported value is
-/// within 0.1 % of the true one) beside the Prometheus buckets: `chatload check` reports percentiles
-/// from these; SLO verdicts come from the bucket counts (see [`crate::measure::slo`]).
-pub struct ExactLatency {
-    /// From the scheduled start.
-    pub duration: hdrhistogram::Histogram<u64>,
-    /// From the send.
-    pub service: hdrhistogram::Histogram<u64>,
-}
-
-/// Significant digits of every HDR histogram: values are kept within 0.1 %.
-pub const HDR_SIGNIFICANT_DIGITS: u8 = 3;
-
-/// An HDR histogram for latencies in microseconds, 1 µs to 1 h, [`HDR_SIGNIFICANT_DIGITS`].
-pub fn exact_histogram() -> hdrhistogram::Histogram<u64> {
-    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, HDR_SIGNIFICANT_DIGITS)
-        .expect("valid HDR bounds")
-}
-
-/// `d` in whole microseconds, at least 1 (the histogram's lowest value).
-pub fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
-}
-
-impl ExactLatency {
-    fn new() -> Self {
-        Self {
-            duration: exact_histogram(),
-            service: exact_histogram(),
-        }
-    }
-}
-
-/// Percentiles of one distribution, in seconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Percentiles {
-    /// Observations.
-    pub count: u64,
-    /// Mean.
-    pub mean: f64,
-    /// Median.
-    pub p50: f64,
-    /// 90th percentile.
-    pub p90: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// 99.9th percentile.
-    pub p999: f64,
-    /// Largest.
-    pub max: f64,
-}
-
-impl Percentiles {
-    /// Read the percentiles of an HDR histogram recorded in microseconds.
-    pub fn of(h: &hdrhistogram::Histogram<u64>) -> Self {
-        if h.is_empty() {
-            return Self::default();
-        }
-        let s = |us: u64| us as f64 / 1e6;
-        Self {
-            count: h.len(),
-            mean: h.mean() / 1e6,
-            p50: s(h.value_at_quantile(0.5)),
-            p90: s(h.value_at_quantile(0.9)),
-            p99: s(h.value_at_quantile(0.99)),
-            p999: s(h.value_at_quantile(0.999)),
-            max: s(h.max()),
-        }
-    }
-}
-
 /// What one (backend, op) did: counts per outcome and latency percentiles.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct OpSnapshot {
@@ -162,7 +92,7 @@ pub struct OpSnapshot {
     pub outcomes: std::collections::BTreeMap<&'static str, u64>,
     /// Cumulative bucket counts of the scheduled-start histogram (what Prometheus scrapes).
     #[serde(skip)]
-    pub buckets: crate::measure::slo::BucketCounts,
+    pub buckets: BucketCounts,
     /// Latency from the scheduled start.
     pub duration: Percentiles,
     /// Latency from the send.
@@ -290,7 +220,7 @@ impl OpRecorder {
     fn snapshot_with(&self, exact: &ExactLatency) -> OpSnapshot {
         OpSnapshot {
             due: self.due.get(),
-            buckets: crate::measure::slo::BucketCounts::of(&self.duration),
+            buckets: BucketCounts::of(&self.duration),
             outcomes: Outcome::ALL
                 .iter()
                 .map(|o| (o.label(), self.total(*o)))

@@ -15,7 +15,7 @@
 
 use crate::config::{Config, SloIndicator};
 use crate::measure::metrics::LATENCY_BUCKETS;
-use prometheus::Histogram;
+use crate::measure::stats::{BucketCounts, human_seconds, same_bound};
 use std::time::Duration;
 
 /// The window that the threshold alerts and the status page judge over.
@@ -274,17 +274,6 @@ fn round9(v: f64) -> f64 {
     (v * 1e9).round() / 1e9
 }
 
-/// `0.00123` → `1.23 ms`.
-pub fn human_seconds(s: f64) -> String {
-    if s >= 1.0 {
-        format!("{s:.2} s")
-    } else if s >= 0.001 {
-        format!("{:.2} ms", s * 1e3)
-    } else {
-        format!("{:.0} µs", s * 1e6)
-    }
-}
-
 /// Every SLO of `cfg`, whether its probe is enabled or not: the traffic's three, then each probe's
 /// as its declaration ([`crate::config::ProbeSpec`]) has them.
 pub fn all(cfg: &Config) -> Vec<Slo> {
@@ -374,11 +363,6 @@ fn has_bound(bounds: &[f64], v: f64) -> bool {
     bounds.iter().any(|b| same_bound(*b, v))
 }
 
-/// Two bucket bounds are the same when they differ by float rounding only.
-fn same_bound(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-12 * b.abs().max(1.0)
-}
-
 /// Export every SLO's threshold as `chatload_slo_objective{slo}`.
 pub fn export_objectives(cfg: &Config, metrics: &crate::measure::metrics::Metrics) {
     for slo in all(cfg) {
@@ -389,94 +373,11 @@ pub fn export_objectives(cfg: &Config, metrics: &crate::measure::metrics::Metric
     }
 }
 
-/// Cumulative bucket counts of a histogram, as Prometheus scrapes them.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BucketCounts {
-    /// Upper bounds (without +Inf).
-    pub bounds: Vec<f64>,
-    /// Observations at or below each bound.
-    pub cumulative: Vec<u64>,
-    /// All observations.
-    pub count: u64,
-}
-
-impl BucketCounts {
-    /// Read a histogram.
-    pub fn of(h: &Histogram) -> Self {
-        let proto = prometheus::core::Collector::collect(h);
-        let hist = proto[0].get_metric()[0].get_histogram();
-        let (bounds, cumulative) = hist
-            .get_bucket()
-            .iter()
-            .map(|b| (b.upper_bound(), b.cumulative_count()))
-            .unzip();
-        Self {
-            bounds,
-            cumulative,
-            count: hist.get_sample_count(),
-        }
-    }
-
-    /// The counts since `earlier` (same bounds).
-    pub fn minus(&self, earlier: &BucketCounts) -> BucketCounts {
-        if earlier.bounds != self.bounds {
-            return self.clone();
-        }
-        BucketCounts {
-            bounds: self.bounds.clone(),
-            cumulative: self
-                .cumulative
-                .iter()
-                .zip(&earlier.cumulative)
-                .map(|(a, b)| a.saturating_sub(*b))
-                .collect(),
-            count: self.count.saturating_sub(earlier.count),
-        }
-    }
-
-    /// Observations above `t`, when `t` is a bound (exact); `None` otherwise.
-    pub fn above(&self, t: f64) -> Option<u64> {
-        let i = self.bounds.iter().position(|b| same_bound(*b, t))?;
-        Some(self.count.saturating_sub(self.cumulative[i]))
-    }
-
-    /// The `q`-quantile interpolated within buckets as PromQL's `histogram_quantile` does; `None`
-    /// without observations. Above the last finite bound it is that bound.
-    pub fn quantile(&self, q: f64) -> Option<f64> {
-        if self.count == 0 {
-            return None;
-        }
-        let rank = q * self.count as f64;
-        let mut lower = (0.0, 0u64);
-        for (bound, cum) in self.bounds.iter().zip(&self.cumulative) {
-            if *cum as f64 >= rank {
-                let (lb, lc) = lower;
-                let in_bucket = (*cum - lc) as f64;
-                if in_bucket == 0.0 {
-                    return Some(*bound);
-                }
-                return Some(lb + (bound - lb) * (rank - lc as f64) / in_bucket);
-            }
-            lower = (*bound, *cum);
-        }
-        self.bounds.last().copied()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::HumanDuration;
-
-    fn histogram(bounds: &[f64], values: &[f64]) -> BucketCounts {
-        let h =
-            Histogram::with_opts(prometheus::HistogramOpts::new("h", "h").buckets(bounds.to_vec()))
-                .unwrap();
-        for v in values {
-            h.observe(*v);
-        }
-        BucketCounts::of(&h)
-    }
+    use crate::measure::stats::tests::histogram;
 
     /// The default config with the config's two made-up probes (`echo`, `count`).
     fn defaults() -> Config {
@@ -663,25 +564,6 @@ mod tests {
     }
 
     #[test]
-    fn counts_since_an_earlier_reading() {
-        let bounds = [0.001, 0.01];
-        let h =
-            Histogram::with_opts(prometheus::HistogramOpts::new("h", "h").buckets(bounds.to_vec()))
-                .unwrap();
-        h.observe(0.0005);
-        let earlier = BucketCounts::of(&h);
-        h.observe(0.005);
-        h.observe(0.5);
-        let since = BucketCounts::of(&h).minus(&earlier);
-        assert_eq!(since.count, 2);
-        assert_eq!(since.cumulative, [0, 1]);
-        assert_eq!(since.above(0.01), Some(1));
-        // Readings of different layouts are not subtracted.
-        let other = histogram(&[0.002], &[0.001]);
-        assert_eq!(BucketCounts::of(&h).minus(&other), BucketCounts::of(&h));
-    }
-
-    #[test]
     fn objectives_are_exported_as_configured() {
         let mut cfg = defaults();
         cfg.slo.write_p99 = HumanDuration::from_millis(7);
@@ -706,23 +588,6 @@ mod tests {
         assert!(!names.contains(&"echo_max") && !names.contains(&"echo_p99"));
         assert!(names.contains(&"write_p99") && names.contains(&"count_cv"));
         assert_eq!(all(&cfg).len(), 7);
-    }
-
-    #[test]
-    fn quantile_interpolates_like_promql() {
-        let c = histogram(&[0.001, 0.002, 0.004], &[0.0015; 100]);
-        assert!((c.quantile(0.5).unwrap() - 0.0015).abs() < 1e-12);
-        assert_eq!(c.above(0.002), Some(0));
-        assert_eq!(c.above(0.003), None);
-        // Interpolated inside a bucket that has observations below it.
-        let mut two = vec![0.0005; 50];
-        two.extend([0.0015; 50]);
-        let c = histogram(&[0.001, 0.002], &two);
-        assert!((c.quantile(0.75).unwrap() - 0.0015).abs() < 1e-12);
-        assert!((c.quantile(0.9).unwrap() - 0.0018).abs() < 1e-12);
-        let over = histogram(&[0.001], &[5.0; 3]);
-        assert_eq!(over.quantile(0.99), Some(0.001));
-        assert_eq!(histogram(&[0.001], &[]).quantile(0.5), None);
     }
 
     #[test]

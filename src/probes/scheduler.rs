@@ -7,7 +7,7 @@ use super::probe::{Probe, ProbeContext, ProbeError, Verdict};
 use super::registry::all;
 use crate::config::{HumanDuration, ProbeConfig};
 use crate::measure::metrics::Metrics;
-use crate::measure::record::{Percentiles, exact_histogram, micros};
+use crate::measure::stats::{Percentiles, exact_histogram, micros};
 use rand::Rng;
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -6,7 +6,7 @@
 //! refreshes itself every 10 s.
 
 use super::SloRow;
-use crate::measure::slo::human_seconds;
+use crate::measure::stats::human_seconds;
 use crate::probes::ProbeSnapshot;
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 
 use super::Report;
 use crate::measure::record::{OpSnapshot, Outcome};
-use crate::measure::slo::human_seconds;
+use crate::measure::stats::human_seconds;
 use crate::traffic::TrafficSnapshot;
 use std::fmt::Write as _;
 use tokio::time::Instant;

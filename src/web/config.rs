@@ -1,34 +1,13 @@
-//! TLS and basic authentication for chatload's own endpoints, configured with a file in the format of
-//! Prometheus' `--web.config.file` (the exporter-toolkit format), so one file serves both:
-//!
-//! ```yaml
-//! tls_server_config:
-//!   cert_file: server.pem
-//!   key_file: server.key
-//!   client_auth_type: RequireAndVerifyClientCert   # optional
-//!   client_ca_file: ca.pem                         # optional
-//!   min_version: TLS12                             # optional
-//! basic_auth_users:
-//!   prometheus: $2y$10$...                         # bcrypt hash (`htpasswd -nBC 10 "" | tr -d ':\n'`)
-//! ```
-//!
-//! Both parts are optional and apply to every endpoint. Paths are relative to the file. Keys chatload
-//! does not implement are rejected rather than ignored, so that a setting never silently does nothing.
-//! Successful logins are cached (by a SHA-256 of user, password and hash, never the password) so a
-//! scrape every few seconds does not pay for bcrypt each time; bcrypt runs one at a time off the runtime.
+//! The web config file: the exporter-toolkit format read into a [`WebGuard`], with the TLS
+//! acceptor it describes; every problem names the file and the key.
 
-use aws_lc_rs::digest;
-use base64::Engine;
+use super::guard::WebGuard;
 use rustls::server::WebPkiClientVerifier;
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use tokio::sync::Semaphore;
+use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
-
-/// Successful logins remembered at most; the cache starts over when full.
-const AUTH_CACHE_MAX: usize = 256;
 
 /// A web configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -83,47 +62,7 @@ enum TlsVersion {
     TLS13,
 }
 
-/// What guards the endpoints: nothing, TLS, basic auth, or both.
-pub struct WebGuard {
-    tls: Option<TlsAcceptor>,
-    users: BTreeMap<String, String>,
-    ok_cache: Mutex<HashSet<[u8; 32]>>,
-    bcrypt_slot: Semaphore,
-}
-
-impl std::fmt::Debug for WebGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebGuard")
-            .field("tls", &self.tls.is_some())
-            .field("users", &self.users.keys().collect::<Vec<_>>())
-            .finish()
-    }
-}
-
-/// The outcome of checking a request's credentials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Auth {
-    /// No basic auth configured, or the credentials match.
-    Allowed,
-    /// Credentials missing, malformed or wrong.
-    Denied,
-}
-
 impl WebGuard {
-    /// No TLS, no auth.
-    pub fn open() -> Self {
-        Self::new(None, BTreeMap::new())
-    }
-
-    fn new(tls: Option<TlsAcceptor>, users: BTreeMap<String, String>) -> Self {
-        Self {
-            tls,
-            users,
-            ok_cache: Mutex::new(HashSet::new()),
-            bcrypt_slot: Semaphore::new(1),
-        }
-    }
-
     /// Read `path` (empty: [`WebGuard::open`]); every problem names the file and the key.
     pub fn load(path: &str) -> Result<Self, WebConfigError> {
         if path.is_empty() {
@@ -162,105 +101,6 @@ impl WebGuard {
         }
         Ok(Self::new(tls, users))
     }
-
-    /// The TLS acceptor, when TLS is configured.
-    pub fn tls(&self) -> Option<&TlsAcceptor> {
-        self.tls.as_ref()
-    }
-
-    /// Whether basic auth is required.
-    pub fn requires_auth(&self) -> bool {
-        !self.users.is_empty()
-    }
-
-    /// Check an `Authorization` header value against `basic_auth_users`.
-    pub async fn authorize(&self, header: Option<&[u8]>) -> Auth {
-        if self.users.is_empty() {
-            return Auth::Allowed;
-        }
-        let Some((user, password)) = header.and_then(parse_basic) else {
-            return Auth::Denied;
-        };
-        let hash = self.users.get(&user).cloned();
-        let key = cache_key(&user, &password, hash.as_deref().unwrap_or(""));
-        if hash.is_some()
-            && self
-                .ok_cache
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&key)
-        {
-            return Auth::Allowed;
-        }
-        // An unknown user costs a bcrypt too, so that timing does not tell which users exist.
-        let hash = hash.unwrap_or_else(|| dummy_hash().to_string());
-        let _slot = self.bcrypt_slot.acquire().await.expect("never closed");
-        let ok =
-            tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
-                .await
-                .unwrap_or(false)
-                && self.users.contains_key(&user);
-        if !ok {
-            return Auth::Denied;
-        }
-        let mut cache = self.ok_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= AUTH_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(key);
-        Auth::Allowed
-    }
-}
-
-/// The guard in effect, swapped whole on reload.
-#[derive(Debug)]
-pub struct WebCell(RwLock<Arc<WebGuard>>);
-
-impl WebCell {
-    /// A cell holding `guard`.
-    pub fn new(guard: WebGuard) -> Self {
-        Self(RwLock::new(Arc::new(guard)))
-    }
-
-    /// The guard in effect now.
-    pub fn current(&self) -> Arc<WebGuard> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Put `guard` in effect for new connections and requests.
-    pub fn set(&self, guard: WebGuard) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(guard);
-    }
-}
-
-fn parse_basic(header: &[u8]) -> Option<(String, String)> {
-    let header = std::str::from_utf8(header).ok()?;
-    let (scheme, encoded) = header.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
-}
-
-fn cache_key(user: &str, password: &str, hash: &str) -> [u8; 32] {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    for part in [user, password, hash] {
-        ctx.update(&(part.len() as u64).to_le_bytes());
-        ctx.update(part.as_bytes());
-    }
-    let mut key = [0u8; 32];
-    key.copy_from_slice(ctx.finish().as_ref());
-    key
-}
-
-fn dummy_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| bcrypt::hash("chatload-no-such-user", 10).expect("bcrypt hashes"))
 }
 
 fn resolve(base: &Path, file: &str) -> PathBuf {
@@ -343,51 +183,16 @@ fn tls_acceptor(t: &TlsServerConfig, base: &Path) -> Result<TlsAcceptor, String>
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::web::auth::Auth;
     use std::io::Write;
 
-    fn file(text: &str) -> tempfile::NamedTempFile {
+    /// A temporary file holding `text`.
+    pub(crate) fn file(text: &str) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(text.as_bytes()).unwrap();
         f
-    }
-
-    fn header(user: &str, password: &str) -> Vec<u8> {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        format!("Basic {token}").into_bytes()
-    }
-
-    #[tokio::test]
-    async fn basic_auth_accepts_only_the_right_password() {
-        let hash = bcrypt::hash("s3cret", 4).unwrap();
-        let f = file(&format!("basic_auth_users:\n  prom: {hash}\n"));
-        let g = WebGuard::load(f.path().to_str().unwrap()).unwrap();
-        assert!(g.requires_auth() && g.tls().is_none());
-        assert_eq!(g.authorize(None).await, Auth::Denied);
-        assert_eq!(
-            g.authorize(Some(&header("prom", "nope"))).await,
-            Auth::Denied
-        );
-        assert_eq!(
-            g.authorize(Some(&header("other", "s3cret"))).await,
-            Auth::Denied
-        );
-        assert_eq!(g.authorize(Some(b"Bearer abc")).await, Auth::Denied);
-        assert_eq!(g.authorize(Some(b"Basic !!!")).await, Auth::Denied);
-        assert_eq!(
-            g.authorize(Some(&header("prom", "s3cret"))).await,
-            Auth::Allowed
-        );
-        // Cached now, and still right.
-        assert_eq!(
-            g.authorize(Some(&header("prom", "s3cret"))).await,
-            Auth::Allowed
-        );
-        assert_eq!(
-            g.authorize(Some(&header("prom", "s3cret2"))).await,
-            Auth::Denied
-        );
     }
 
     #[tokio::test]
