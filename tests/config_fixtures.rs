@@ -9,7 +9,7 @@
 //! comment is free text. Paths inside fixtures (`tests/config/files/…`) are relative to the package
 //! root, which is where cargo runs integration tests.
 //!
-//! A fixture without `# env:` lines is loaded with `chatload::config::load(path)`, as the binary loads
+//! A fixture without `# env:` lines is loaded with `chatload::config::load(path, &catalog())`, as the binary loads
 //! a file. One with them goes through `load_str` with exactly those variables: setting the process
 //! environment from a test is unsound while other test threads run.
 //!
@@ -17,6 +17,7 @@
 //! fails with a message that lacks its text, or panics.
 
 use chatload::config::{Config, ConfigError, load, load_str};
+use chatload::probes::registry::catalog;
 use std::path::{Path, PathBuf};
 
 const INVALID: &str = "tests/config/invalid";
@@ -98,10 +99,10 @@ fn fixtures(dir: &str, problems: &mut Vec<String>) -> Vec<Fixture> {
 fn load_fixture(f: &Fixture) -> Result<Result<Config, ConfigError>, String> {
     std::panic::catch_unwind(|| {
         if f.env.is_empty() {
-            load(&f.path)
+            load(&f.path, &catalog())
         } else {
             let text = std::fs::read_to_string(&f.path).unwrap();
-            load_str(&text, &f.path, f.env.clone())
+            load_str(&text, &f.path, f.env.clone(), &catalog())
         }
     })
     .map_err(|panic| {
