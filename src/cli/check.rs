@@ -11,7 +11,7 @@ use crate::config::instance_rate;
 use crate::config::{Config, HumanDuration};
 use crate::daemon::Daemon;
 use crate::report::text::{progress_line, render_text};
-use crate::report::{Measured, Report, evaluate, op_report, precision, probe_buckets};
+use crate::report::{Measured, Report, evaluate, op_report, precision};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -101,7 +101,7 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
     daemon.probes().reset();
     let metrics = daemon.metrics().clone();
     let start_snapshot = traffic.begin_window();
-    let start_probe_buckets = probe_buckets(&cfg, &metrics);
+    let start_probes = daemon.probes().snapshot();
     let start = Instant::now();
     let mut previous = (start, start_snapshot.clone());
     while start.elapsed() < duration {
@@ -121,14 +121,16 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
     let probes = daemon.probes().snapshot();
     let measured = Measured {
         traffic: window.clone(),
-        probe_buckets: probe_buckets(&cfg, &metrics)
+        // The probes' buckets over the window: their counts since the start, less those before it.
+        probes: probes
             .into_iter()
-            .map(|(k, v)| {
-                let before = start_probe_buckets.get(k).cloned().unwrap_or_default();
-                (k, v.minus(&before))
+            .map(|(k, mut p)| {
+                if let Some(before) = start_probes.get(k) {
+                    p.buckets = p.buckets.minus(&before.buckets);
+                }
+                (k, p)
             })
             .collect(),
-        probes,
         seconds,
         target_write_rate: instance_rate(cfg.traffic.write_rate, &cfg),
     };

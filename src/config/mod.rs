@@ -12,6 +12,7 @@
 mod backends;
 mod catalog;
 mod duration;
+mod live;
 mod load;
 mod model;
 mod probes;
@@ -29,6 +30,7 @@ pub use catalog::Catalog;
 #[cfg(test)]
 pub(crate) use catalog::testing;
 pub use duration::HumanDuration;
+pub use live::LiveConfig;
 pub use load::{ConfigError, load, load_str};
 pub use model::{
     Config, HttpConfig, InstanceConfig, LogConfig, LogFormat, SloConfig, instance_rate,

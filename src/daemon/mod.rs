@@ -9,7 +9,7 @@ pub mod status;
 use self::http::HttpState;
 use self::reload::{ConfigSource, Reloader};
 use self::status::StatusBoard;
-use crate::config::Config;
+use crate::config::{Config, LiveConfig};
 use crate::measure::health::Health;
 use crate::measure::metrics::Metrics;
 use crate::probes::{ProbeContext, ProbeScheduler};
@@ -109,29 +109,25 @@ impl Daemon {
         )
         .map_err(StartError::Pacer)?;
         let traffic = Arc::new(traffic);
-        let probe_context = ProbeContext::new(
-            config.clone(),
-            scylla.clone(),
-            redis.clone(),
-            metrics.clone(),
-        );
+        let live = LiveConfig::new(config.clone());
+        let probe_context =
+            ProbeContext::new(live.clone(), scylla.clone(), redis.clone(), metrics.clone());
         let probes = Arc::new(ProbeScheduler::start(
             Arc::new(probe_context),
             &tracker,
             shutdown.clone(),
         ));
         let board = Arc::new(StatusBoard::new(
-            config.clone(),
+            live.clone(),
             metrics.clone(),
+            traffic.clone(),
             probes.clone(),
         ));
         tracker.spawn(board.clone().run_sampler(shutdown.child_token()));
         let reloader = Arc::new(Reloader::new(
             source,
-            config.clone(),
+            live,
             traffic.clone(),
-            probes.clone(),
-            board.clone(),
             metrics.clone(),
             web.clone(),
         ));

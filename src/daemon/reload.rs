@@ -10,10 +10,8 @@
 //! `chatload_config_reload_total{outcome}` counts both, `chatload_config_hash` follows the
 //! effective configuration.
 
-use crate::config::{self, Config};
-use crate::daemon::status::StatusBoard;
+use crate::config::{self, Config, LiveConfig};
 use crate::measure::metrics::Metrics;
-use crate::probes::ProbeScheduler;
 use crate::traffic::Traffic;
 use crate::web::{WebCell, WebGuard};
 use std::path::PathBuf;
@@ -34,10 +32,10 @@ pub enum ConfigSource {
 /// Re-reads and applies the configuration.
 pub struct Reloader {
     source: ConfigSource,
-    current: Mutex<Config>,
+    config: LiveConfig,
+    /// One reload at a time: each merges into the value the previous one left.
+    applying: Mutex<()>,
     traffic: Arc<Traffic>,
-    probes: Arc<ProbeScheduler>,
-    board: Arc<StatusBoard>,
     metrics: Arc<Metrics>,
     web: Arc<WebCell>,
 }
@@ -55,20 +53,17 @@ impl Reloader {
     /// A reloader for the running `config`.
     pub fn new(
         source: ConfigSource,
-        config: Config,
+        config: LiveConfig,
         traffic: Arc<Traffic>,
-        probes: Arc<ProbeScheduler>,
-        board: Arc<StatusBoard>,
         metrics: Arc<Metrics>,
         web: Arc<WebCell>,
     ) -> Self {
-        metrics.config_hash.set(config.hash() as f64);
+        metrics.config_hash.set(config.get().hash() as f64);
         Self {
             source,
-            current: Mutex::new(config),
+            config,
+            applying: Mutex::new(()),
             traffic,
-            probes,
-            board,
             metrics,
             web,
         }
@@ -76,10 +71,7 @@ impl Reloader {
 
     /// The configuration in effect.
     pub fn current(&self) -> Config {
-        self.current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        (*self.config.get()).clone()
     }
 
     /// Re-read the source and apply it; `Err` carries every problem (the running config stays).
@@ -141,12 +133,11 @@ impl Reloader {
 
     /// Apply a valid configuration: its live parts now, the rest at the next restart.
     pub fn apply(&self, new: Config) -> Applied {
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_at_a_time = self.applying.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.config.get();
         let (effective, need_restart) = merge(&current, new);
         let changed = effective != *current;
         self.traffic.set_rates(&effective);
-        self.probes.context().set_cfg(effective.clone());
-        self.board.set_cfg(effective.clone());
         crate::measure::slo::export_objectives(&effective, &self.metrics);
         self.metrics.config_hash.set(effective.hash() as f64);
         self.metrics.config_reload.with_label_values(&["ok"]).inc();
@@ -157,7 +148,7 @@ impl Reloader {
             need_restart = ?need_restart,
             "configuration reloaded"
         );
-        *current = effective;
+        self.config.set(effective);
         Applied {
             changed,
             need_restart,

@@ -7,15 +7,15 @@
 //! judge as `chatload check`: probes included, so a probe that failed an hour ago is not failing now.
 //! [`crate::report::status_page`] renders what it builds.
 
-use crate::config::Config;
+use crate::config::{Config, LiveConfig};
 use crate::measure::metrics::Metrics;
-use crate::measure::record::{OpSnapshot, Outcome};
+use crate::measure::record::OpSnapshot;
 use crate::measure::slo::WINDOW;
 use crate::measure::stats::{BucketCounts, Percentiles};
 use crate::probes::{ProbeScheduler, ProbeSnapshot};
 use crate::report::status_page::{Point, Status};
 use crate::report::{Measured, evaluate};
-use crate::traffic::TrafficSnapshot;
+use crate::traffic::{Traffic, TrafficSnapshot};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,8 +49,9 @@ struct Sample {
 
 /// Keeps the samples and builds [`Status`].
 pub struct StatusBoard {
-    cfg: Mutex<Arc<Config>>,
+    cfg: LiveConfig,
     metrics: Arc<Metrics>,
+    traffic: Arc<Traffic>,
     probes: Arc<ProbeScheduler>,
     started: Instant,
     samples: Mutex<VecDeque<Sample>>,
@@ -58,23 +59,24 @@ pub struct StatusBoard {
 
 impl StatusBoard {
     /// A board over `metrics` and `probes`.
-    pub fn new(cfg: Config, metrics: Arc<Metrics>, probes: Arc<ProbeScheduler>) -> Self {
+    pub fn new(
+        cfg: LiveConfig,
+        metrics: Arc<Metrics>,
+        traffic: Arc<Traffic>,
+        probes: Arc<ProbeScheduler>,
+    ) -> Self {
         Self {
-            cfg: Mutex::new(Arc::new(cfg)),
+            cfg,
             metrics,
+            traffic,
             probes,
             started: Instant::now(),
             samples: Mutex::new(VecDeque::with_capacity(KEEP + 1)),
         }
     }
 
-    /// Judge against a reloaded configuration from now on.
-    pub fn set_cfg(&self, cfg: Config) {
-        *self.cfg.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
-    }
-
     fn cfg(&self) -> Arc<Config> {
-        self.cfg.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.cfg.get()
     }
 
     /// Sample every [`SAMPLE_EVERY`] until `shutdown`.
@@ -89,44 +91,21 @@ impl StatusBoard {
     }
 
     fn sample(&self) {
-        let m = &self.metrics;
-        let outcomes = Outcome::ALL
-            .iter()
-            .map(|o| {
-                (
-                    o.label(),
-                    m.operations
-                        .with_label_values(&["scylla", "write", o.label()])
-                        .get(),
-                )
-            })
-            .collect();
-        let buckets =
-            BucketCounts::of(&m.operation_duration.with_label_values(&["scylla", "write"]));
+        let writes = self.traffic.snapshot().scylla_write;
         let probes = self
             .probes
-            .checks()
-            .iter()
-            .map(|(&name, checks)| {
+            .snapshot()
+            .into_iter()
+            .map(|(name, p)| {
                 let sample = ProbeSample {
-                    runs: crate::probes::OUTCOMES
-                        .iter()
-                        .map(|o| (*o, m.probe_runs.with_label_values(&[name, o]).get()))
-                        .collect(),
-                    check_failures: checks
-                        .iter()
-                        .map(|c| {
-                            (
-                                *c,
-                                m.probe_check_failures.with_label_values(&[name, c]).get(),
-                            )
-                        })
-                        .collect(),
-                    buckets: BucketCounts::of(&m.probe_duration.with_label_values(&[name])),
+                    runs: p.runs,
+                    check_failures: p.check_failures,
+                    buckets: p.buckets,
                 };
                 (name, sample)
             })
             .collect();
+        let (outcomes, buckets) = (writes.outcomes, writes.buckets);
         let mut s = self.samples.lock().unwrap_or_else(|e| e.into_inner());
         s.push_back(Sample {
             at: Instant::now(),
@@ -252,9 +231,9 @@ impl StatusBoard {
                     last_success: last_result.last_success,
                     last_problem: last_result.last_problem,
                     gauges: last_result.gauges,
+                    buckets,
                 },
             );
-            measured.probe_buckets.insert(name, buckets);
         }
         measured
     }

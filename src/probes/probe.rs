@@ -4,7 +4,7 @@
 
 use crate::chat::table::{self, COLUMNS};
 use crate::chat::workload::{Message, MessageType, Sender};
-use crate::config::{Config, ProbeSpec};
+use crate::config::{Config, LiveConfig, ProbeSpec};
 use crate::measure::metrics::Metrics;
 use crate::store::redis::RedisError;
 use crate::store::scylla::ScyllaError;
@@ -181,8 +181,8 @@ impl ProbeStatements {
 
 /// What probes share: the config, the control-plane backends, metrics, and this process's probe id.
 pub struct ProbeContext {
-    /// The configuration (swapped whole on reload; read it with [`ProbeContext::cfg`]).
-    cfg: std::sync::RwLock<Arc<Config>>,
+    /// The configuration in force (swapped whole on reload; read it with [`ProbeContext::cfg`]).
+    cfg: LiveConfig,
     /// The ScyllaDB session of the control plane (shared with the health check).
     pub scylla: Arc<ScyllaBackend>,
     /// The Redis connection of the control plane.
@@ -198,13 +198,13 @@ pub struct ProbeContext {
 impl ProbeContext {
     /// A context for `cfg`.
     pub fn new(
-        cfg: Config,
+        cfg: LiveConfig,
         scylla: Arc<ScyllaBackend>,
         redis: RedisBackend,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            cfg: std::sync::RwLock::new(Arc::new(cfg)),
+            cfg,
             scylla,
             redis,
             metrics,
@@ -219,12 +219,7 @@ impl ProbeContext {
 
     /// The current configuration.
     pub fn cfg(&self) -> Arc<Config> {
-        self.cfg.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Swap in a reloaded configuration: schedules, timeouts and SLOs apply from the next run.
-    pub fn set_cfg(&self, cfg: Config) {
-        *self.cfg.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
+        self.cfg.get()
     }
 
     /// The session, or [`ProbeError::NoSession`].

@@ -7,7 +7,7 @@ use super::probe::{Probe, ProbeContext, ProbeError, Verdict};
 use super::registry::all;
 use crate::config::{HumanDuration, ProbeConfig};
 use crate::measure::metrics::Metrics;
-use crate::measure::stats::{Percentiles, exact_histogram, micros};
+use crate::measure::stats::{BucketCounts, Percentiles, exact_histogram, micros};
 use rand::Rng;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -34,6 +34,10 @@ pub struct ProbeSnapshot {
     pub latency: Percentiles,
     /// Violations per check.
     pub check_failures: BTreeMap<&'static str, u64>,
+    /// Bucket counts of the probe's `chatload_probe_duration_seconds` since the start (never
+    /// reset: take two and subtract).
+    #[serde(skip)]
+    pub buckets: BucketCounts,
     /// The last value of each SLO gauge a run measured (by metric name).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub gauges: BTreeMap<&'static str, f64>,
@@ -128,6 +132,9 @@ impl ProbeScheduler {
                         latency,
                         check_failures: s.check_failures.clone(),
                         gauges: s.gauges.clone(),
+                        buckets: BucketCounts::of(
+                            &self.ctx.metrics.probe_duration.with_label_values(&[name]),
+                        ),
                     },
                 )
             })
@@ -330,7 +337,7 @@ mod tests {
         cfg.probes.schedule_mut("redis_pubsub").unwrap().timeout = HumanDuration::from_secs(1);
         let metrics = Arc::new(Metrics::new("test"));
         let ctx = Arc::new(ProbeContext::new(
-            cfg.clone(),
+            crate::config::LiveConfig::new(cfg.clone()),
             Arc::new(ScyllaBackend::new(cfg.scylla.clone())),
             RedisBackend::new(&cfg.redis).unwrap(),
             metrics.clone(),

@@ -10,10 +10,9 @@ pub mod status_page;
 pub mod text;
 
 use crate::config::Config;
-use crate::measure::metrics::Metrics;
 use crate::measure::record::{OpSnapshot, Outcome};
 use crate::measure::slo::{self, Indicator, Judgement, Observed, Slo};
-use crate::measure::stats::{BucketCounts, HDR_SIGNIFICANT_DIGITS, Percentiles};
+use crate::measure::stats::{HDR_SIGNIFICANT_DIGITS, Percentiles};
 use crate::probes::ProbeSnapshot;
 use crate::traffic::TrafficSnapshot;
 use serde::Serialize;
@@ -58,10 +57,8 @@ impl SloRow {
 pub struct Measured {
     /// The traffic.
     pub traffic: TrafficSnapshot,
-    /// Every probe (enabled or not).
+    /// Every probe (enabled or not) over the window: its `buckets` are the window's.
     pub probes: BTreeMap<&'static str, ProbeSnapshot>,
-    /// Bucket counts of each probe's `chatload_probe_duration_seconds` over the window.
-    pub probe_buckets: BTreeMap<&'static str, BucketCounts>,
     /// Seconds the window lasted.
     pub seconds: f64,
     /// Target write rate of this instance.
@@ -79,10 +76,9 @@ impl Measured {
                         self.traffic.scylla_write.buckets.clone(),
                         self.traffic.scylla_write.duration,
                     ),
-                    Some(p) => (
-                        self.probe_buckets.get(p).cloned().unwrap_or_default(),
-                        probe.map(|p| p.latency).unwrap_or_default(),
-                    ),
+                    Some(_) => {
+                        probe.map_or_else(Default::default, |p| (p.buckets.clone(), p.latency))
+                    }
                 };
                 let value =
                     (hdr.count > 0).then_some(if quantile >= 1.0 { hdr.max } else { hdr.p99 });
@@ -249,17 +245,6 @@ pub fn precision() -> String {
          (each value within 0.1 % of the true one); SLO verdicts count the observations above each \
          threshold exactly, at a histogram bucket bound"
     )
-}
-
-/// Bucket counts of every probe's `chatload_probe_duration_seconds`.
-pub fn probe_buckets(cfg: &Config, metrics: &Metrics) -> BTreeMap<&'static str, BucketCounts> {
-    cfg.probes
-        .iter()
-        .map(|(name, _)| {
-            let h = metrics.probe_duration.with_label_values(&[name]);
-            (name, BucketCounts::of(&h))
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::HumanDuration;
-use crate::measure::stats::human_seconds;
+use crate::measure::stats::{BucketCounts, human_seconds};
 
 /// Bucket counts of `values` in the layout a daemon for `cfg` uses.
 fn buckets(cfg: &Config, values: &[f64]) -> BucketCounts {
@@ -95,7 +95,7 @@ fn set_probe(
     p: (ProbeSnapshot, BucketCounts),
 ) {
     m.probes.insert(name, p.0);
-    m.probe_buckets.insert(name, p.1);
+    m.probes.get_mut(name).expect("just set").buckets = p.1;
 }
 
 fn failed(rows: &[SloRow]) -> Vec<&str> {
