@@ -217,8 +217,14 @@ mod tests {
             assert!(!a.summary.is_empty() && !a.description.is_empty(), "{name}");
             let anchor = name.to_lowercase();
             assert_eq!(a.runbook_url, format!("README.md#{anchor}"));
+            assert!(
+                README.contains(&format!("\n### {name}\n")),
+                "README.md has no Runbook section `### {name}`"
+            );
         }
     }
+
+    const README: &str = include_str!("../../README.md");
 
     /// The output is the comment header, then YAML that reads back as the rules.
     #[test]

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 /// How a probe run ended; the `outcome` label of `chatload_probe_runs_total`.
 pub const OUTCOMES: [&str; 4] = ["ok", "failed", "timeout", "error"];
@@ -204,6 +204,7 @@ async fn run_loop(
         }
     }
     let mut next = Instant::now() + jitter(schedule.jitter.get()).min(schedule.interval.get());
+    let mut runs: u64 = 0;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -215,18 +216,22 @@ async fn run_loop(
             continue;
         }
         let started = Instant::now();
+        runs += 1;
+        // Everything a run logs (its own lines and the driver's) carries the probe and the run.
+        let span = tracing::info_span!("probe", probe = name, run = runs);
         // A shutdown does not wait for a run in progress (ttl_expiry's takes ttl + grace): the run
         // is abandoned and not counted.
         let result = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = tokio::time::timeout(schedule.timeout.get(), probe.run(&ctx)) => r,
+            r = tokio::time::timeout(schedule.timeout.get(), probe.run(&ctx)).instrument(span.clone()) => r,
         };
         let run = judge_run(result, &schedule.timeout);
         record_run(name, &run, m, &state);
+        let _in_run = span.enter();
         match (&run.problem, run.outcome) {
-            (Some(p), "failed") => warn!(probe = name, problem = %p, "probe failed"),
-            (Some(p), outcome) => warn!(probe = name, outcome, problem = %p, "probe could not run"),
-            _ => debug!(probe = name, took = ?started.elapsed(), "probe passed"),
+            (Some(p), "failed") => warn!(problem = %p, "probe failed"),
+            (Some(p), outcome) => warn!(outcome, problem = %p, "probe could not run"),
+            _ => debug!(took = ?started.elapsed(), "probe passed"),
         }
         next =
             (started + schedule.interval.get() + jitter(schedule.jitter.get())).max(Instant::now());
@@ -387,12 +392,43 @@ mod tests {
         assert_observed_once_at_timeout(&m, &state, "timeout");
     }
 
+    /// Its log line carries the run's span: the probe and which run it was.
     #[tokio::test(start_paused = true)]
     async fn a_run_that_errs_is_observed_at_its_timeout() {
+        let log = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let writer = {
+            let log = log.clone();
+            move || Captured(log.clone())
+        };
+        let _subscriber = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_writer(writer)
+                .with_ansi(false)
+                .finish(),
+        );
         let (m, state) = first_run(FakeProbe {
             run: || Box::pin(async { Err(ProbeError::Other("backend gone".into())) }),
         })
         .await;
         assert_observed_once_at_timeout(&m, &state, "error");
+        let text = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains("probe{probe=\"redis_pubsub\" run=1}: ")
+                && text.contains("probe could not run")
+                && text.contains("backend gone"),
+            "{text}"
+        );
+    }
+
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 }

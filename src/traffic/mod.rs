@@ -45,7 +45,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::info;
+use tracing::{Instrument, info};
 
 /// What every (backend, op) of the traffic did.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -164,7 +164,9 @@ impl Traffic {
         let thread = std::thread::Builder::new()
             .name("chatload-traffic".into())
             .spawn(move || {
-                runtime.block_on(engine.run());
+                // Everything the traffic logs carries which share of the traffic it is.
+                let span = tracing::info_span!("traffic", instance = engine.cfg.instance.index);
+                runtime.block_on(engine.run().instrument(span));
                 stopped.cancel();
             })?;
         tracker.spawn(async move {
