@@ -5,6 +5,7 @@
 use super::workload::Message;
 use crate::config::{ReplicationStrategy, ScyllaConfig};
 use scylla::value::CqlTimestamp;
+use scylla::{DeserializeRow, SerializeRow};
 use std::fmt::Write as _;
 use uuid::Uuid;
 
@@ -124,43 +125,103 @@ pub fn differences(expected: &TableInfo, actual: &TableInfo) -> Vec<String> {
 /// The columns of `chat_messages`, in the order the statements bind them.
 pub const COLUMNS: &str = "stream_id, timestamp, message_id, sender_id, sender_display_name, message_text, moderation_status, message_type";
 
-/// The INSERT's CQL; `ttl_secs` adds `USING TTL` (else the table's default TTL applies).
-pub fn insert_cql(keyspace: &str, ttl_secs: Option<u64>) -> String {
-    let using = ttl_secs
-        .map(|t| format!(" USING TTL {t}"))
-        .unwrap_or_default();
+/// How an INSERT sets the row's TTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// The table's `default_time_to_live`.
+    TableDefault,
+    /// `USING TTL <seconds>`, fixed in the statement.
+    Fixed(u64),
+    /// `USING TTL ?`, bound with each row ([`MessageRowWithTtl`]).
+    Bound,
+}
+
+/// The INSERT of one message.
+pub fn insert_cql(keyspace: &str, ttl: Ttl) -> String {
+    let using = match ttl {
+        Ttl::TableDefault => String::new(),
+        Ttl::Fixed(t) => format!(" USING TTL {t}"),
+        Ttl::Bound => " USING TTL ?".into(),
+    };
     format!("INSERT INTO {keyspace}.{TABLE} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?){using}")
 }
 
-/// The read: the newest 50 messages of a stream, as a chat client opening it does.
-pub fn recent_cql(keyspace: &str) -> String {
-    format!("SELECT {COLUMNS} FROM {keyspace}.{TABLE} WHERE stream_id = ? LIMIT 50")
+/// How many messages a chat client opening a stream reads: the traffic's read and `recent_50`.
+pub const RECENT: i32 = 50;
+
+/// The newest messages of a stream, newest first, as many as bound (`LIMIT ?`; [`RECENT`] when a
+/// chat client opens it).
+pub fn newest_cql(keyspace: &str) -> String {
+    format!("SELECT {COLUMNS} FROM {keyspace}.{TABLE} WHERE stream_id = ? LIMIT ?")
 }
 
-/// The bind values of one message, in [`COLUMNS`] order.
-pub type Row<'a> = (
-    Uuid,
-    CqlTimestamp,
-    Uuid,
-    Uuid,
-    &'a str,
-    &'a str,
-    &'a str,
-    &'a str,
-);
+/// A message as the row it becomes: the bind values of [`insert_cql`], by column name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, SerializeRow)]
+pub struct MessageRow<'a> {
+    /// The stream (partition key).
+    pub stream_id: Uuid,
+    /// When it was sent (clustering key, newest first).
+    pub timestamp: CqlTimestamp,
+    /// Its id (clustering key).
+    pub message_id: Uuid,
+    /// Who sent it.
+    pub sender_id: Uuid,
+    /// Their display name.
+    pub sender_display_name: &'a str,
+    /// The text.
+    pub message_text: &'a str,
+    /// `approved`, `pending`, …
+    pub moderation_status: &'a str,
+    /// `text`, `mention`, `code`, `file`.
+    pub message_type: &'a str,
+}
 
-/// The bind values of `m`.
-pub fn row(m: &Message) -> Row<'_> {
-    (
-        m.stream_id,
-        CqlTimestamp(m.timestamp_ms),
-        m.message_id,
-        m.sender.id,
-        &m.sender.display_name,
-        &m.text,
-        m.moderation_status,
-        m.message_type.as_str(),
-    )
+impl<'a> MessageRow<'a> {
+    /// The row of `m`.
+    pub fn of(m: &'a Message) -> Self {
+        Self {
+            stream_id: m.stream_id,
+            timestamp: CqlTimestamp(m.timestamp_ms),
+            message_id: m.message_id,
+            sender_id: m.sender.id,
+            sender_display_name: &m.sender.display_name,
+            message_text: &m.text,
+            moderation_status: m.moderation_status,
+            message_type: m.message_type.as_str(),
+        }
+    }
+}
+
+/// A row and its own TTL, for [`Ttl::Bound`] (the TTL's bind marker is named `[ttl]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, SerializeRow)]
+pub struct MessageRowWithTtl<'a> {
+    /// The row.
+    #[scylla(flatten)]
+    pub row: MessageRow<'a>,
+    /// Seconds.
+    #[scylla(rename = "[ttl]")]
+    pub ttl: i32,
+}
+
+/// A message as read back with [`COLUMNS`].
+#[derive(Debug, Clone, PartialEq, Eq, DeserializeRow)]
+pub struct StoredMessage {
+    /// The stream.
+    pub stream_id: Uuid,
+    /// When it was sent.
+    pub timestamp: CqlTimestamp,
+    /// Its id.
+    pub message_id: Uuid,
+    /// Who sent it.
+    pub sender_id: Uuid,
+    /// Their display name.
+    pub sender_display_name: String,
+    /// The text.
+    pub message_text: String,
+    /// Its moderation status.
+    pub moderation_status: String,
+    /// Its type.
+    pub message_type: String,
 }
 
 #[cfg(test)]
@@ -219,11 +280,12 @@ mod tests {
     #[test]
     fn cql_has_the_columns_and_optional_ttl() {
         assert_eq!(
-            insert_cql("ks", None),
+            insert_cql("ks", Ttl::TableDefault),
             "INSERT INTO ks.chat_messages (stream_id, timestamp, message_id, sender_id, sender_display_name, \
              message_text, moderation_status, message_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         );
-        assert!(insert_cql("ks", Some(3600)).ends_with(" USING TTL 3600"));
-        assert!(recent_cql("ks").ends_with("FROM ks.chat_messages WHERE stream_id = ? LIMIT 50"));
+        assert!(insert_cql("ks", Ttl::Fixed(3600)).ends_with(" USING TTL 3600"));
+        assert!(insert_cql("ks", Ttl::Bound).ends_with(" USING TTL ?"));
+        assert!(newest_cql("ks").ends_with("FROM ks.chat_messages WHERE stream_id = ? LIMIT ?"));
     }
 }

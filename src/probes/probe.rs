@@ -2,12 +2,12 @@
 //! [`ProbeContext`] probes share (config, control-plane backends, metrics, the statements prepared
 //! once, and the probe streams of this process).
 
-use crate::chat::table::{self, COLUMNS};
+use crate::chat::table::{MessageRow, MessageRowWithTtl, Ttl, insert_cql, newest_cql};
 use crate::chat::workload::{Message, MessageType, Sender};
 use crate::config::{Config, LiveConfig, ProbeSpec};
 use crate::measure::metrics::Metrics;
 use crate::store::redis::RedisError;
-use crate::store::scylla::ScyllaError;
+use crate::store::scylla::{ScyllaError, prepare};
 use crate::store::{RedisBackend, ScyllaBackend};
 use futures::future::BoxFuture;
 use rand::Rng;
@@ -136,27 +136,16 @@ pub struct ProbeStatements {
 impl ProbeStatements {
     async fn prepare(session: &Session, keyspace: &str) -> Result<Self, ProbeError> {
         let t = format!("{keyspace}.{}", crate::chat::table::TABLE);
-        let p = |cql: String| async move {
-            session.prepare(cql.as_str()).await.map_err(|e| {
-                ProbeError::from(ScyllaError::Prepare {
-                    cql,
-                    cause: e.to_string(),
-                })
-            })
-        };
-        let values = "VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+        let p = |cql: String| async move { Ok::<_, ProbeError>(prepare(session, cql).await?) };
         let mut pages = p(format!(
             "SELECT message_id, timestamp FROM {t} WHERE stream_id = ?"
         ))
         .await?;
         pages.set_page_size(50);
         Ok(Self {
-            insert_default_ttl: p(format!("INSERT INTO {t} ({COLUMNS}) {values}")).await?,
-            insert_with_ttl: p(format!("INSERT INTO {t} ({COLUMNS}) {values} USING TTL ?")).await?,
-            newest: p(format!(
-                "SELECT {COLUMNS} FROM {t} WHERE stream_id = ? LIMIT ?"
-            ))
-            .await?,
+            insert_default_ttl: p(insert_cql(keyspace, Ttl::TableDefault)).await?,
+            insert_with_ttl: p(insert_cql(keyspace, Ttl::Bound)).await?,
+            newest: p(newest_cql(keyspace)).await?,
             since: p(format!(
                 "SELECT message_id, timestamp FROM {t} WHERE stream_id = ? AND timestamp >= ?"
             ))
@@ -233,10 +222,7 @@ impl ProbeContext {
         self.statements
             .get_or_try_init(|| async {
                 // The traffic creates the schema too; whoever comes first wins (IF NOT EXISTS).
-                crate::store::schema::guard(&session, &self.cfg().scylla).await?;
-                if self.cfg().scylla.create_schema {
-                    crate::store::schema::apply(&session, &self.cfg().scylla).await?;
-                }
+                crate::store::schema::ensure(&session, &self.cfg().scylla).await?;
                 ProbeStatements::prepare(&session, &self.cfg().scylla.keyspace)
                     .await
                     .map(Arc::new)
@@ -267,14 +253,15 @@ impl ProbeContext {
     pub async fn write(&self, m: &Message, ttl: Option<u32>) -> Result<(), ProbeError> {
         let session = self.session()?;
         let st = self.statements().await?;
-        let r = table::row(m);
+        let row = MessageRow::of(m);
         let result = match ttl {
-            None => session.execute_unpaged(&st.insert_default_ttl, r).await,
+            None => session.execute_unpaged(&st.insert_default_ttl, row).await,
             Some(ttl) => {
-                let (a, b, c, d, e, f, g, h) = r;
-                session
-                    .execute_unpaged(&st.insert_with_ttl, (a, b, c, d, e, f, g, h, ttl as i32))
-                    .await
+                let row = MessageRowWithTtl {
+                    row,
+                    ttl: i32::try_from(ttl).unwrap_or(i32::MAX),
+                };
+                session.execute_unpaged(&st.insert_with_ttl, row).await
             }
         };
         result.map(drop).map_err(|e| cql_error("probe INSERT", e))

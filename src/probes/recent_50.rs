@@ -6,14 +6,13 @@
 
 use super::probe::{PROBE_ROW_TTL, Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
 use crate::chat::now_ms;
+use crate::chat::table::{RECENT, StoredMessage};
 use crate::config::{
     AlertSpec, HumanDuration, NoOptions, ProbeConfig, ProbeSpec, SloIndicator, SloSpec, SloValue,
     no_rules, options_table, parse_as,
 };
 use futures::future::BoxFuture;
-use scylla::value::CqlTimestamp;
 use std::sync::atomic::{AtomicBool, Ordering};
-use uuid::Uuid;
 
 /// The probe.
 #[derive(Default)]
@@ -81,33 +80,23 @@ impl Probe for Recent50 {
 
             let session = ctx.session()?;
             let st = ctx.statements().await?;
-            let (result, took) = timed(session.execute_unpaged(&st.newest, (stream, 50i32))).await;
+            let (result, took) = timed(session.execute_unpaged(&st.newest, (stream, RECENT))).await;
             let rows = result
                 .map_err(|e| cql_error("SELECT … LIMIT 50", e))?
                 .into_rows_result()
                 .map_err(|e| ProbeError::Other(e.to_string()))?;
-            type Row = (
-                Uuid,
-                CqlTimestamp,
-                Uuid,
-                Uuid,
-                String,
-                String,
-                String,
-                String,
-            );
-            let rows: Vec<Row> = rows
-                .rows::<Row>()
+            let rows: Vec<StoredMessage> = rows
+                .rows::<StoredMessage>()
                 .map_err(|e| ProbeError::Other(e.to_string()))?
                 .collect::<Result<_, _>>()
                 .map_err(|e| ProbeError::Other(e.to_string()))?;
             let mut v = Verdict::default();
             v.measured(took);
-            let timestamps: Vec<i64> = rows.iter().map(|r| r.1.0).collect();
+            let timestamps: Vec<i64> = rows.iter().map(|r| r.timestamp.0).collect();
             v.fail("wrong_order", order_violations(&timestamps));
             v.fail(
                 "missing_write",
-                u64::from(!rows.iter().any(|r| r.2 == own.message_id)),
+                u64::from(!rows.iter().any(|r| r.message_id == own.message_id)),
             );
             Ok(v)
         })

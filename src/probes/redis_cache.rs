@@ -8,6 +8,7 @@
 use super::probe::{PROBE_ROW_TTL, Probe, ProbeContext, ProbeError, Verdict, cql_error, timed};
 use crate::chat::cache::{CachedMessage, RedisSide, cache_key};
 use crate::chat::now_ms;
+use crate::chat::table::StoredMessage;
 use crate::config::{
     AlertSpec, NoOptions, ProbeConfig, ProbeSpec, no_rules, options_table, parse_as,
 };
@@ -42,26 +43,19 @@ async fn compare(ctx: &ProbeContext, v: &mut Verdict) -> Result<(), ProbeError> 
             .map_err(|e| cql_error("SELECT … LIMIT 1", e))?
             .into_rows_result()
             .map_err(|e| ProbeError::Other(e.to_string()))?;
-        type Row = (Uuid, scylla::value::CqlTimestamp, Uuid);
         let row = rows
-            .maybe_first_row::<(
-                Uuid,
-                scylla::value::CqlTimestamp,
-                Uuid,
-                Uuid,
-                String,
-                String,
-                String,
-                String,
-            )>()
-            .map_err(|e| ProbeError::Other(e.to_string()))?
-            .map(|r| -> Row { (r.0, r.1, r.2) });
+            .maybe_first_row::<StoredMessage>()
+            .map_err(|e| ProbeError::Other(e.to_string()))?;
         Ok::<_, ProbeError>((entry, row))
     })
     .await;
     let (entry, row) = found?;
     v.measured(took);
-    let Some((_, _, newest_id)) = row else {
+    let Some(StoredMessage {
+        message_id: newest_id,
+        ..
+    }) = row
+    else {
         return Ok(()); // nothing written yet
     };
     match entry {

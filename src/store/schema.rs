@@ -172,3 +172,17 @@ pub async fn apply(session: &Session, cfg: &ScyllaConfig) -> Result<ApplyReport,
         differences: differences(&expected_table(cfg), &info),
     })
 }
+
+/// What the traffic and the probes do before they prepare statements: refuse a keyspace that is
+/// not chatload's, then create the keyspace and table when `scylla.create_schema` (an existing
+/// table that differs is reported and left as it is).
+pub async fn ensure(session: &Session, cfg: &ScyllaConfig) -> Result<(), ScyllaError> {
+    guard(session, cfg).await?;
+    if cfg.create_schema {
+        let report = apply(session, cfg).await?;
+        for d in &report.differences {
+            tracing::warn!(difference = %d, "the existing chat_messages table differs from chatload's; left unchanged");
+        }
+    }
+    Ok(())
+}

@@ -12,6 +12,7 @@ use scylla::client::session_builder::SessionBuilder;
 use scylla::errors::{ExecutionError, NewSessionError};
 use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::retry::FallthroughRetryPolicy;
+use scylla::statement::prepared::PreparedStatement;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -85,6 +86,17 @@ impl From<Consistency> for scylla::statement::Consistency {
             Consistency::LocalOne => C::LocalOne,
         }
     }
+}
+
+/// Prepare `cql` once; the driver re-prepares it by itself on nodes that forgot it.
+pub async fn prepare(session: &Session, cql: String) -> Result<PreparedStatement, ScyllaError> {
+    session
+        .prepare(cql.as_str())
+        .await
+        .map_err(|e| ScyllaError::Prepare {
+            cql,
+            cause: e.to_string(),
+        })
 }
 
 /// Open a session with chatload's execution profile. Fails when no contact point answers.

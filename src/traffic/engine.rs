@@ -124,13 +124,7 @@ async fn prepare_statements(shared: Arc<Shared>, cfg: Config, shutdown: Cancella
                     s
                 }
             };
-            crate::store::schema::guard(&s, &cfg.scylla).await?;
-            if cfg.scylla.create_schema {
-                let report = crate::store::schema::apply(&s, &cfg.scylla).await?;
-                for d in &report.differences {
-                    warn!(difference = %d, "the existing chat_messages table differs from chatload's; left unchanged");
-                }
-            }
+            crate::store::schema::ensure(&s, &cfg.scylla).await?;
             let statements = Statements::prepare(&s, &cfg.scylla.keyspace, ttl, batch).await?;
             Ok::<_, crate::store::scylla::ScyllaError>(Prepared {
                 session: s,

@@ -1,10 +1,10 @@
 //! The traffic's CQL: a prepared INSERT (or UNLOGGED BATCH of them) and the "newest 50" read,
 //! and the sorting of driver errors into `outcome` label values.
 
-use crate::chat::table::{Row, insert_cql, recent_cql, row};
+use crate::chat::table::{MessageRow, RECENT, Ttl, insert_cql, newest_cql};
 use crate::chat::workload::Message;
 use crate::measure::record::Outcome;
-use crate::store::scylla::ScyllaError;
+use crate::store::scylla::{ScyllaError, prepare};
 use scylla::client::session::Session;
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::statement::batch::{Batch, BatchType};
@@ -18,16 +18,6 @@ pub struct Statements {
     recent: PreparedStatement,
 }
 
-async fn prepare_one(session: &Session, cql: String) -> Result<PreparedStatement, ScyllaError> {
-    session
-        .prepare(cql.as_str())
-        .await
-        .map_err(|e| ScyllaError::Prepare {
-            cql,
-            cause: e.to_string(),
-        })
-}
-
 impl Statements {
     /// Prepare the statements once; the driver re-prepares them by itself on nodes that forgot them.
     pub async fn prepare(
@@ -36,8 +26,9 @@ impl Statements {
         ttl_secs: Option<u64>,
         batch_size: Option<usize>,
     ) -> Result<Self, ScyllaError> {
-        let insert = prepare_one(session, insert_cql(keyspace, ttl_secs)).await?;
-        let recent = prepare_one(session, recent_cql(keyspace)).await?;
+        let ttl = ttl_secs.map_or(Ttl::TableDefault, Ttl::Fixed);
+        let insert = prepare(session, insert_cql(keyspace, ttl)).await?;
+        let recent = prepare(session, newest_cql(keyspace)).await?;
         let batch = batch_size.map(|n| {
             let mut b = Batch::new(BatchType::Unlogged);
             for _ in 0..n {
@@ -61,11 +52,11 @@ pub async fn write(
 ) -> Result<(), ExecutionError> {
     match (messages, &st.batch) {
         ([one], _) => session
-            .execute_unpaged(&st.insert, row(one))
+            .execute_unpaged(&st.insert, MessageRow::of(one))
             .await
             .map(drop),
         (many, Some(batch)) if many.len() == batch.statements.len() => {
-            let values: Vec<Row<'_>> = many.iter().map(row).collect();
+            let values: Vec<MessageRow<'_>> = many.iter().map(MessageRow::of).collect();
             session.batch(batch, values).await.map(drop)
         }
         (many, _) => {
@@ -74,7 +65,7 @@ pub async fn write(
             for _ in many {
                 b.append_statement(st.insert.clone());
             }
-            let values: Vec<Row<'_>> = many.iter().map(row).collect();
+            let values: Vec<MessageRow<'_>> = many.iter().map(MessageRow::of).collect();
             session.batch(&b, values).await.map(drop)
         }
     }
@@ -86,7 +77,9 @@ pub async fn read_recent(
     st: &Statements,
     stream: Uuid,
 ) -> Result<usize, ExecutionError> {
-    let result = session.execute_unpaged(&st.recent, (stream,)).await?;
+    let result = session
+        .execute_unpaged(&st.recent, (stream, RECENT))
+        .await?;
     Ok(result.into_rows_result().map(|r| r.rows_num()).unwrap_or(0))
 }
 
