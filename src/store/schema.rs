@@ -7,7 +7,7 @@
 //! table differs from what chatload would create (another default TTL, say), apply reports it and leaves
 //! the table as it is.
 
-use super::scylla::{ScyllaError, query_first};
+use super::scylla::{ScyllaError, query_first, query_rows};
 use crate::chat::table::{
     OWNER_TABLE, TABLE, TableInfo, differences, expected_table, keyspace_cql, owner_table_cql,
     table_cql,
@@ -80,23 +80,7 @@ pub async fn describe_table(
         "SELECT column_name, kind, position, clustering_order FROM system_schema.columns \
          WHERE keyspace_name = '{keyspace}' AND table_name = '{TABLE}'"
     );
-    let result = session
-        .query_unpaged(cql.as_str(), &[])
-        .await
-        .map_err(|cause| ScyllaError::Query {
-            cql: cql.clone(),
-            cause,
-        })?;
-    let bad = |message: String| ScyllaError::Result {
-        cql: cql.clone(),
-        message,
-    };
-    let rows = result.into_rows_result().map_err(|e| bad(e.to_string()))?;
-    let mut columns: Vec<(String, String, i32, String)> = rows
-        .rows::<(String, String, i32, String)>()
-        .map_err(|e| bad(e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| bad(e.to_string()))?;
+    let mut columns: Vec<(String, String, i32, String)> = query_rows(session, &cql).await?;
     columns.sort_by_key(|c| c.2);
     let mut partition_key = Vec::new();
     let mut clustering = Vec::new();

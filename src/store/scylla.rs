@@ -136,8 +136,16 @@ pub async fn connect(cfg: &ScyllaConfig, password: Option<String>) -> Result<Ses
     })
 }
 
-/// Run `cql` (no bind values) and return its first row as `R`, if any.
+/// Run `cql` (unprepared, no values) and return its first row, if any.
 pub async fn query_first<R>(session: &Session, cql: &str) -> Result<Option<R>, ScyllaError>
+where
+    R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm>,
+{
+    Ok(query_rows(session, cql).await?.into_iter().next())
+}
+
+/// Run `cql` (unprepared, no values) and return its rows.
+pub async fn query_rows<R>(session: &Session, cql: &str) -> Result<Vec<R>, ScyllaError>
 where
     R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm>,
 {
@@ -153,7 +161,10 @@ where
         message,
     };
     let rows = result.into_rows_result().map_err(|e| bad(e.to_string()))?;
-    rows.maybe_first_row::<R>().map_err(|e| bad(e.to_string()))
+    rows.rows::<R>()
+        .map_err(|e| bad(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(e.to_string()))
 }
 
 /// Which server it is: `("scylla", version)` or `("cassandra", version)`.
