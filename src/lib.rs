@@ -7,12 +7,13 @@
 //! 3. [`config`]: the TOML config, `CHATLOAD_*` environment overrides, validation with key paths;
 //! 4. [`chat`]: the domain: messages, streams, senders, the workload; the table's CQL and the Redis
 //!    key layout, owned once;
-//! 5. [`measure`]: metrics, operation recorders, histograms and percentiles, the SLO model;
-//! 6. [`store`]: the ScyllaDB session and Redis connection, their health loops, the schema in the
+//! 5. [`measure`]: metrics, operation recorders, histograms and percentiles, the snapshots of the
+//!    traffic and the probes, the SLO model;
+//! 6. [`report`] and [`alerts`]: judging a measured window into SLO rows and rendering them (text,
+//!    JSON, the status page); Prometheus rules from the same SLO model (config and measure only);
+//! 7. [`store`]: the ScyllaDB session and Redis connection, their health loops, the schema in the
 //!    database (it reports health into `measure`, so it sits above it);
-//! 7. [`traffic`] and [`probes`]: the open-loop pacer and the scheduled checks; never each other;
-//! 8. [`report`] and [`alerts`]: judging a measured window into SLO rows and rendering them (text,
-//!    JSON, the status page); Prometheus rules from the same SLO model;
+//! 8. [`traffic`] and [`probes`]: the open-loop pacer and the scheduled checks; never each other;
 //! 9. [`daemon`]: starts and stops everything; `/metrics`, `/healthz`, `/readyz`, the status page's
 //!    sampler, reload;
 //! 10. [`cli`]: the command line and `chatload check`; the only place that turns results into exit

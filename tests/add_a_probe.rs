@@ -6,7 +6,8 @@ use chatload::config::{
     AlertSpec, Catalog, Config, HumanDuration, ProbeConfig, ProbeSpec, ProbeTable, Rules,
     SloIndicator, SloSpec, SloValue, load_str, options_table, parse_as,
 };
-use chatload::probes::{ProbeSnapshot, registry};
+use chatload::measure::snapshot::ProbeSnapshot;
+use chatload::probes::registry;
 use chatload::report::{Measured, evaluate};
 use serde::{Deserialize, Serialize};
 use std::path::Path;

@@ -17,9 +17,9 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["chat"],
     &["measure"],
+    &["report", "alerts"],
     &["store"],
     &["traffic", "probes"],
-    &["report", "alerts"],
     &["daemon"],
     &["cli"],
 ];

@@ -7,4 +7,5 @@ pub mod health;
 pub mod metrics;
 pub mod record;
 pub mod slo;
+pub mod snapshot;
 pub mod stats;

@@ -28,4 +28,4 @@ pub mod ttl_metadata;
 
 pub use probe::{Probe, ProbeContext};
 pub use registry::all;
-pub use scheduler::{OUTCOMES, ProbeScheduler, ProbeSnapshot};
+pub use scheduler::{OUTCOMES, ProbeScheduler};

@@ -7,9 +7,9 @@ use super::probe::{Probe, ProbeContext, ProbeError, Verdict};
 use super::registry::all;
 use crate::config::{HumanDuration, ProbeConfig};
 use crate::measure::metrics::Metrics;
+use crate::measure::snapshot::ProbeSnapshot;
 use crate::measure::stats::{BucketCounts, Percentiles, exact_histogram, micros};
 use rand::Rng;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,28 +20,6 @@ use tracing::{Instrument, debug, warn};
 
 /// How a probe run ended; the `outcome` label of `chatload_probe_runs_total`.
 pub const OUTCOMES: [&str; 4] = ["ok", "failed", "timeout", "error"];
-
-/// What one probe did since the start (or the last reset): runs by outcome, last result, percentiles.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ProbeSnapshot {
-    /// Runs per outcome.
-    pub runs: BTreeMap<&'static str, u64>,
-    /// Whether the last run passed (`None`: no run yet).
-    pub last_success: Option<bool>,
-    /// What the last failed run said.
-    pub last_problem: Option<String>,
-    /// Measured latencies.
-    pub latency: Percentiles,
-    /// Violations per check.
-    pub check_failures: BTreeMap<&'static str, u64>,
-    /// Bucket counts of the probe's `chatload_probe_duration_seconds` since the start (never
-    /// reset: take two and subtract).
-    #[serde(skip)]
-    pub buckets: BucketCounts,
-    /// The last value of each SLO gauge a run measured (by metric name).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub gauges: BTreeMap<&'static str, f64>,
-}
 
 #[derive(Default)]
 struct ProbeState {

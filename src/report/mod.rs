@@ -12,9 +12,9 @@ pub mod text;
 use crate::config::Config;
 use crate::measure::record::{OpSnapshot, Outcome};
 use crate::measure::slo::{self, Indicator, Judgement, Observed, Slo};
+use crate::measure::snapshot::ProbeSnapshot;
+use crate::measure::snapshot::TrafficSnapshot;
 use crate::measure::stats::{HDR_SIGNIFICANT_DIGITS, Percentiles};
-use crate::probes::ProbeSnapshot;
-use crate::traffic::TrafficSnapshot;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -6,8 +6,8 @@
 //! refreshes itself every 10 s.
 
 use super::SloRow;
+use crate::measure::snapshot::ProbeSnapshot;
 use crate::measure::stats::human_seconds;
-use crate::probes::ProbeSnapshot;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

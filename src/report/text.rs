@@ -2,8 +2,8 @@
 
 use super::Report;
 use crate::measure::record::{OpSnapshot, Outcome};
+use crate::measure::snapshot::TrafficSnapshot;
 use crate::measure::stats::human_seconds;
-use crate::traffic::TrafficSnapshot;
 use std::fmt::Write as _;
 use tokio::time::Instant;
 

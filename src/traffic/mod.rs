@@ -37,6 +37,7 @@ use crate::config::Config;
 use crate::measure::health::Health;
 use crate::measure::metrics::Metrics;
 use crate::measure::record::{LagRecorder, OpRecorder};
+use crate::measure::snapshot::TrafficSnapshot;
 use dispatch::Shared;
 use engine::{Engine, op_rate};
 use pacer::{Op, TargetRates};
@@ -46,31 +47,6 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info};
-
-/// What every (backend, op) of the traffic did.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct TrafficSnapshot {
-    /// Message writes to ScyllaDB.
-    pub scylla_write: crate::measure::record::OpSnapshot,
-    /// "Newest 50" reads from ScyllaDB.
-    pub scylla_read: crate::measure::record::OpSnapshot,
-    /// The Redis side of message writes.
-    pub redis_write: crate::measure::record::OpSnapshot,
-    /// How late requests were sent (at the send, per request).
-    pub schedule_lag: crate::measure::stats::Percentiles,
-}
-
-impl TrafficSnapshot {
-    /// Counts since `earlier` (percentiles are kept as they are).
-    pub fn minus_counts(&self, earlier: &TrafficSnapshot) -> TrafficSnapshot {
-        TrafficSnapshot {
-            scylla_write: self.scylla_write.minus_counts(&earlier.scylla_write),
-            scylla_read: self.scylla_read.minus_counts(&earlier.scylla_read),
-            redis_write: self.redis_write.minus_counts(&earlier.redis_write),
-            schedule_lag: self.schedule_lag,
-        }
-    }
-}
 
 /// The running traffic.
 pub struct Traffic {
