@@ -52,7 +52,8 @@ impl PartialEq for Catalog {
 #[cfg(test)]
 pub(crate) mod testing {
     //! Two made-up probes for the config's own tests (the real ones are declared in the layers
-    //! above): `echo` has no keys of its own and one latency SLO, `count` has keys and rules.
+    //! above): `echo` has no keys of its own and two latency SLOs, `count` has keys, rules, a check
+    //! SLO and a gauge SLO.
 
     use super::*;
     use crate::config::{

@@ -2,8 +2,6 @@
 //! here.
 
 use super::probe::Probe;
-#[cfg(test)]
-use crate::config::SloIndicator;
 use crate::config::{Catalog, Config, ProbeSpec};
 use std::sync::Arc;
 
@@ -45,6 +43,7 @@ const REGISTRY: &[(&ProbeSpec, New)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SloIndicator;
     use crate::config::load_str;
     use std::path::Path;
 
