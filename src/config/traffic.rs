@@ -21,6 +21,12 @@ pub struct TrafficConfig {
     pub senders: u32,
     /// Requests in flight at most per backend; an operation that would exceed it is dropped and counted.
     pub max_in_flight: u32,
+    /// Shortest time between two wake-ups of the pacer. "0s": it wakes for every due operation
+    /// (each starts on time). Longer: each wake-up starts every operation due since the last one,
+    /// so fewer wake-ups cost less CPU, and operations start up to this late. That lateness is
+    /// measured (latency counts from the scheduled start; see chatload_schedule_lag_seconds), never
+    /// hidden. At most 10ms.
+    pub wake_interval: HumanDuration,
     /// `single` (one INSERT per message) or `batch` (UNLOGGED BATCH of `batch_size` messages of one stream).
     pub write_mode: WriteMode,
     /// Messages per batch with `write_mode = "batch"`.
@@ -49,6 +55,7 @@ impl Default for TrafficConfig {
             zipf_exponent: 1.0,
             senders: 1000,
             max_in_flight: 512,
+            wake_interval: HumanDuration::from_secs(0),
             write_mode: WriteMode::Single,
             batch_size: 10,
             message_mix: MessageMix::default(),

@@ -154,6 +154,12 @@ impl Config {
         v.nonzero("traffic.streams", t.streams);
         v.nonzero("traffic.senders", t.senders);
         v.nonzero("traffic.max_in_flight", t.max_in_flight);
+        if t.wake_interval.get() > Duration::from_millis(10) {
+            v.fail(
+                "traffic.wake_interval",
+                format!("must be at most 10ms, got {}", t.wake_interval),
+            );
+        }
         if !(1..=MAX_BATCH).contains(&t.batch_size) {
             v.fail(
                 "traffic.batch_size",

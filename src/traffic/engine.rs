@@ -80,7 +80,8 @@ impl Engine {
                 _ = tokio::time::sleep(Duration::from_millis(10)) => {}
             }
         }
-        let pacer = Pacer::new(self.rates, Instant::now(), dispatcher);
+        let pacer = Pacer::new(self.rates, Instant::now(), dispatcher)
+            .with_wake_interval(self.cfg.traffic.wake_interval.get());
         match timer::TimerFdSleeper::new() {
             Ok(mut precise) => drop(pacer.run(&mut precise, self.shutdown.clone()).await),
             Err(e) => {

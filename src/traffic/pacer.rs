@@ -154,6 +154,7 @@ pub struct Pacer<D: Dispatch> {
     tables: [Timetable; 2],
     rates: Arc<TargetRates>,
     dispatch: D,
+    wake_interval: Duration,
 }
 
 impl<D: Dispatch> Pacer<D> {
@@ -164,7 +165,15 @@ impl<D: Dispatch> Pacer<D> {
             tables,
             rates,
             dispatch,
+            wake_interval: Duration::ZERO,
         }
+    }
+
+    /// Wake at most once per `interval`: each wake-up dispatches everything due since the last
+    /// one, each operation with its own scheduled instant (so its lateness is measured).
+    pub fn with_wake_interval(mut self, interval: Duration) -> Self {
+        self.wake_interval = interval.min(MAX_SLEEP);
+        self
     }
 
     /// The dispatcher.
@@ -192,7 +201,8 @@ impl<D: Dispatch> Pacer<D> {
             let next = self
                 .step(now)
                 .unwrap_or(now + MAX_SLEEP)
-                .min(now + MAX_SLEEP);
+                .min(now + MAX_SLEEP)
+                .max(now + self.wake_interval);
             tokio::select! {
                 _ = shutdown.cancelled() => return self.dispatch,
                 _ = sleeper.sleep_until(next) => {}
@@ -286,11 +296,12 @@ mod tests {
         assert_eq!(t.next_due(), Some(later));
     }
 
-    /// Counts the operations scheduled before `horizon`.
+    /// Counts the operations scheduled before `horizon`, and the wake-ups.
     struct Count {
         horizon: Instant,
         counts: [u64; 2],
         max_lag: Duration,
+        wakes: u64,
     }
 
     impl Count {
@@ -299,16 +310,54 @@ mod tests {
                 horizon,
                 counts: [0; 2],
                 max_lag: Duration::ZERO,
+                wakes: 0,
             }
         }
     }
 
     impl Dispatch for Count {
         fn dispatch(&mut self, op: Op, scheduled: Instant, now: Instant) {
+            assert!(now >= scheduled, "an operation started before it was due");
             if scheduled < self.horizon {
                 self.counts[op.index()] += 1;
                 self.max_lag = self.max_lag.max(now - scheduled);
             }
+        }
+
+        fn tick(&mut self, now: Instant) {
+            if now < self.horizon {
+                self.wakes += 1;
+            }
+        }
+    }
+
+    /// With a wake interval of 5 ms, 1000 writes/s take about 200 wake-ups a second instead of
+    /// 1000; every operation is still dispatched, none early, each at most one interval (and the
+    /// timer's rounding) late, measured from its own scheduled instant.
+    #[tokio::test(start_paused = true)]
+    async fn a_wake_interval_batches_wake_ups_and_keeps_every_operation() {
+        for (interval, max_wakes) in [(Duration::ZERO, 1001), (Duration::from_millis(5), 201)] {
+            let rates = Arc::new(TargetRates::new(1000.0, 0.0));
+            let token = CancellationToken::new();
+            let start = Instant::now();
+            let horizon = start + Duration::from_secs(1);
+            let pacer =
+                Pacer::new(rates, start, Count::until(horizon)).with_wake_interval(interval);
+            let run = tokio::spawn(pacer.run_with_tokio(token.clone()));
+            tokio::time::sleep_until(horizon + Duration::from_millis(20)).await;
+            token.cancel();
+            let d = run.await.unwrap();
+            assert_eq!(d.counts, [1000, 0], "interval {interval:?}");
+            assert!(
+                d.wakes <= max_wakes && d.wakes >= max_wakes * 9 / 10,
+                "interval {interval:?}: {} wake-ups",
+                d.wakes
+            );
+            assert!(
+                d.max_lag <= interval + Duration::from_millis(1),
+                "interval {interval:?}: lag {:?}",
+                d.max_lag
+            );
         }
     }
 
