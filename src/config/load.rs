@@ -8,6 +8,7 @@
 use super::catalog::Catalog;
 use super::model::{Config, SloConfig};
 use super::rules::FieldError;
+use super::schedule::ProbeTable;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use toml::{Table, Value};
@@ -231,7 +232,7 @@ fn check_leaf(
             unreachable!("config serializes to a table")
         };
         set_path(&mut t, key_path, v.clone());
-        check_probes(catalog, &t).map_err(|e| plain_types(&e))?;
+        check_probes(catalog, &t, key_path).map_err(|e| plain_types(&e))?;
         Value::Table(t)
             .try_into::<Config>()
             .map(|_| ())
@@ -283,52 +284,53 @@ fn probe_defaults(catalog: &Catalog) -> Table {
     ])
 }
 
-/// Serde's complaint about the probe tables and `[slo]` keys of `tree`, if any: tables of probes
-/// `catalog` does not have, keys a probe does not have, values of the wrong type.
-fn check_probes(catalog: &Catalog, tree: &Table) -> Result<(), String> {
-    let names = || {
-        catalog
-            .specs()
-            .map(|s| format!("`{}`", s.name))
-            .collect::<Vec<_>>()
-            .join(", ")
+/// Serde's complaint about what the leaf at `key_path` sets in the probes' part of `tree`, if
+/// anything: the table of a probe `catalog` does not have, a key its probe does not have or a value
+/// of the wrong type, an `[slo]` key no probe declares or a threshold of the wrong kind. Other
+/// leaves are left to `Config`'s own deserialization.
+fn check_probes(catalog: &Catalog, tree: &Table, key_path: &[String]) -> Result<(), String> {
+    let unknown = |key: &str, known: Vec<&str>| {
+        let known: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+        format!(
+            "unknown field `{key}`, expected one of {}",
+            known.join(", ")
+        )
     };
-    if let Some(probes) = tree.get("probes").and_then(Value::as_table) {
-        for (name, table) in probes {
+    match key_path {
+        [section, name, ..] if section == "probes" => {
             let Some(spec) = catalog.get(name) else {
-                return Err(format!(
-                    "unknown field `{name}`, expected one of {}",
-                    names()
-                ));
+                return Err(unknown(name, catalog.specs().map(|s| s.name).collect()));
             };
-            let mut own = table.as_table().cloned().unwrap_or_default();
-            for key in ["enabled", "interval", "timeout", "jitter"] {
-                own.remove(key);
-            }
-            (spec.parse)(&own)?;
+            let table = tree
+                .get("probes")
+                .and_then(|p| p.get(name.as_str()))
+                .cloned()
+                .unwrap_or_else(|| Value::Table(Table::new()));
+            // The keys every probe has are the schedule's; what is left is the probe's own.
+            let table: ProbeTable = table
+                .try_into()
+                .map_err(|e: toml::de::Error| e.message().to_string())?;
+            (spec.parse)(&table.own)
         }
-    }
-    if let Some(slo) = tree.get("slo").and_then(Value::as_table) {
-        for (key, value) in slo {
+        [section, key, ..] if section == "slo" => {
             if SloConfig::TRAFFIC_KEYS.contains(&key.as_str()) {
-                continue;
+                return Ok(());
             }
             let Some((_, spec)) = catalog.slos().find(|(_, s)| s.key == key) else {
-                let keys: Vec<String> = SloConfig::TRAFFIC_KEYS
-                    .iter()
-                    .copied()
+                let keys = SloConfig::TRAFFIC_KEYS
+                    .into_iter()
                     .chain(catalog.slos().map(|(_, s)| s.key))
-                    .map(|k| format!("`{k}`"))
                     .collect();
-                return Err(format!(
-                    "unknown field `{key}`, expected one of {}",
-                    keys.join(", ")
-                ));
+                return Err(unknown(key, keys));
             };
-            spec.default.parse(value)?;
+            let value = tree
+                .get("slo")
+                .and_then(|t| t.get(key.as_str()))
+                .expect("the leaf was just set");
+            spec.default.parse(value).map(drop)
         }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Merge `from` into `into`, tables key by key (`from` wins on other values).
