@@ -33,7 +33,6 @@ fn rules(table: &ProbeTable, r: &mut Rules) {
 /// The whole declaration of the new probe.
 static ECHO: ProbeSpec = ProbeSpec {
     name: "echo",
-    about: "the backend answers an echo",
     checks: &["garbled"],
     needs_scylla: false,
     schedule: ProbeConfig::every(7, 1500),

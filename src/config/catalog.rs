@@ -65,7 +65,6 @@ pub(crate) mod testing {
     /// `echo`: no options, SLOs `echo_p99` and `echo_max`.
     pub const ECHO: ProbeSpec = ProbeSpec {
         name: "echo",
-        about: "answers",
         checks: &["silent"],
         needs_scylla: false,
         schedule: ProbeConfig::every(5, 1000),
@@ -138,7 +137,6 @@ pub(crate) mod testing {
     /// `count`: keys `rounds` and `wait`, SLOs `count_cv` (a number) and `count_drift` (a gauge).
     pub const COUNT: ProbeSpec = ProbeSpec {
         name: "count",
-        about: "counts",
         checks: &["short"],
         needs_scylla: true,
         schedule: ProbeConfig::every(30, 5000),

@@ -13,8 +13,6 @@ use toml::{Table, Value};
 pub struct ProbeSpec {
     /// Its name: the `[probes.<name>]` table and the `probe` label.
     pub name: &'static str,
-    /// What it checks, in a sentence (the README's probe table says more).
-    pub about: &'static str,
     /// Its checks: the `check` label of `chatload_probe_check_failures_total`.
     pub checks: &'static [&'static str],
     /// Whether it needs the database (Redis-only probes run while the database is down).

@@ -95,7 +95,6 @@ fn current_generation(seed: &Mutex<Option<Seed>>) -> u32 {
 /// `[probes.pagination]`: what this probe is, its table, checks, SLOs, alerts and metrics.
 pub const SPEC: ProbeSpec = ProbeSpec {
     name: "pagination",
-    about: "paging back through a seeded stream returns every row once, in order",
     checks: &["gap", "duplicate", "wrong_order", "short"],
     needs_scylla: true,
     schedule: ProbeConfig::every(30, 5000),

@@ -139,7 +139,6 @@ fn rules(table: &ProbeTable, r: &mut Rules) {
 /// `[probes.partition_balance]`: what this probe is, its table, checks, SLOs, alerts and metrics.
 pub const SPEC: ProbeSpec = ProbeSpec {
     name: "partition_balance",
-    about: "rows per stream of the traffic are spread no more unevenly than uniform choice gives",
     checks: &["imbalance"],
     needs_scylla: true,
     schedule: ProbeConfig::every(60, 10_000),

@@ -130,7 +130,6 @@ impl Drop for InFlightWrite<'_> {
 /// `[probes.range_5m]`: what this probe is, its table, checks, SLOs, alerts and metrics.
 pub const SPEC: ProbeSpec = ProbeSpec {
     name: "range_5m",
-    about: "a five-minute range read returns every row the probe wrote in it",
     checks: &["count_mismatch"],
     needs_scylla: true,
     schedule: ProbeConfig::every(10, 2000),

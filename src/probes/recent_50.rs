@@ -28,7 +28,6 @@ pub fn order_violations(timestamps: &[i64]) -> u64 {
 /// `[probes.recent_50]`: what this probe is, its table, checks, SLOs, alerts and metrics.
 pub const SPEC: ProbeSpec = ProbeSpec {
     name: "recent_50",
-    about: "the newest 50 messages of a stream come newest first and hold the probe's own write",
     checks: &["wrong_order", "missing_write"],
     needs_scylla: true,
     schedule: ProbeConfig::every(5, 1000),

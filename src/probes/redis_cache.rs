@@ -72,7 +72,6 @@ async fn compare(ctx: &ProbeContext, v: &mut Verdict) -> Result<(), ProbeError> 
 /// `[probes.redis_cache]`: what this probe is, its table, checks, SLOs, alerts and metrics.
 pub const SPEC: ProbeSpec = ProbeSpec {
     name: "redis_cache",
-    about: "the newest entry of a stream's Redis cache is the newest row in the database",
     checks: &["missing", "stale"],
     needs_scylla: true,
     schedule: ProbeConfig::every(10, 2000),

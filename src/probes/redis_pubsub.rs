@@ -225,7 +225,6 @@ fn rules(table: &ProbeTable, r: &mut Rules) {
 /// `[probes.redis_pubsub]`: what this probe is, its table, checks, SLOs, alerts and metrics.
 pub const SPEC: ProbeSpec = ProbeSpec {
     name: "redis_pubsub",
-    about: "every message published to a stream's channel arrives, and how late",
     checks: &["lost"],
     needs_scylla: false,
     schedule: ProbeConfig::every(5, 2000),

@@ -64,7 +64,6 @@ pub fn keys(ctx: &ProbeContext) -> (String, String) {
 /// `[probes.redis_ttl]`: what this probe is, its table, checks, SLOs, alerts and metrics.
 pub const SPEC: ProbeSpec = ProbeSpec {
     name: "redis_ttl",
-    about: "Redis keeps and ends expiries as the cache relies on them",
     checks: &["ttl_mismatch", "no_expiry", "not_expired"],
     needs_scylla: false,
     schedule: ProbeConfig::every(15, 5000),

@@ -102,8 +102,11 @@ mod tests {
         assert_eq!(unique.len(), names.len(), "{names:?}");
     }
 
+    const METRICS_RS: &str = include_str!("../measure/metrics.rs");
+
     /// Each declaration holds together: a latency SLO selects its own probe's histogram, a check
-    /// SLO names one of its checks, SLO keys and alert names are unique across probes.
+    /// SLO names one of its checks, every metric it says it sets exists, SLO keys and alert names are
+    /// unique across probes.
     #[test]
     fn every_declaration_is_consistent() {
         let (mut keys, mut alerts) = (vec![], vec![]);
@@ -127,6 +130,13 @@ mod tests {
                 "{}: its defaults parse",
                 p.name
             );
+            for m in p.metrics {
+                assert!(
+                    METRICS_RS.contains(&format!("\"{m}\"")),
+                    "{}: declares {m}, which measure/metrics.rs does not define",
+                    p.name
+                );
+            }
         }
         for list in [&mut keys, &mut alerts] {
             let n = list.len();

@@ -71,7 +71,6 @@ fn rules(table: &ProbeTable, r: &mut Rules) {
 /// `[probes.ttl_expiry]`: what this probe is, its table, checks, SLOs, alerts and metrics.
 pub const SPEC: ProbeSpec = ProbeSpec {
     name: "ttl_expiry",
-    about: "a row written with a short TTL is gone once the TTL and a grace have passed",
     checks: &["not_expired"],
     needs_scylla: true,
     schedule: ProbeConfig::every(30, 20_000),

@@ -51,7 +51,6 @@ impl TtlReading {
 /// `[probes.ttl_metadata]`: what this probe is, its table, checks, SLOs, alerts and metrics.
 pub const SPEC: ProbeSpec = ProbeSpec {
     name: "ttl_metadata",
-    about: "the TTL new rows get and the table's default TTL, on the server's clock",
     checks: &["ttl_drift", "table_default_ttl", "no_ttl"],
     needs_scylla: true,
     schedule: ProbeConfig::every(30, 2000),
