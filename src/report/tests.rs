@@ -210,6 +210,28 @@ fn nothing_measured_is_no_data_and_fails() {
         failed(&evaluate(&cfg, &m)),
         ["ttl_tolerance", "partition_balance_cv"]
     );
+    // Nor is one left over from an earlier run when every run in the window timed out: those
+    // measured nothing (the probe's own row fails too).
+    let mut m = healthy(&cfg);
+    for probe in ["ttl_metadata", "partition_balance"] {
+        m.probes.get_mut(probe).unwrap().runs = [("timeout", 3)].into();
+    }
+    let rows = evaluate(&cfg, &m);
+    assert_eq!(
+        failed(&rows),
+        [
+            "ttl_tolerance",
+            "partition_balance_cv",
+            "probe:ttl_metadata",
+            "probe:partition_balance"
+        ]
+    );
+    assert!(
+        rows.iter()
+            .filter(|r| r.slo == "ttl_tolerance" || r.slo == "partition_balance_cv")
+            .all(|r| r.measured.is_none()),
+        "{rows:?}"
+    );
 }
 
 /// One configuration with thresholds that are not default bucket bounds: the verdicts turn at
