@@ -108,6 +108,9 @@ pub trait Probe: Send + Sync {
     fn needs_scylla(&self) -> bool {
         self.spec().needs_scylla
     }
+    /// Create the series of its own metrics, at 0, so they exist from the first scrape (the series
+    /// every probe has are the scheduler's).
+    fn init_series(&self, _metrics: &Metrics) {}
     /// One run.
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>>;
 }

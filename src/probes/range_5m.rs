@@ -13,6 +13,7 @@ use crate::config::{
     AlertSpec, HumanDuration, NoOptions, ProbeConfig, ProbeSpec, SloIndicator, SloSpec, SloValue,
     no_rules, options_table, parse_as,
 };
+use crate::measure::metrics::Metrics;
 use crate::store::scylla::ScyllaError;
 use futures::future::BoxFuture;
 use prometheus::IntCounter;
@@ -163,6 +164,10 @@ pub fn probe(_: &crate::config::Config) -> std::sync::Arc<dyn Probe> {
 impl Probe for Range5m {
     fn spec(&self) -> &'static ProbeSpec {
         &SPEC
+    }
+
+    fn init_series(&self, m: &Metrics) {
+        m.probe_writes_unknown.with_label_values(&[NAME]);
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>> {

@@ -12,6 +12,7 @@
 
 use super::probe::{Probe, ProbeContext, ProbeError, Verdict, timed};
 use crate::config::{NoOptions, ProbeConfig, ProbeSpec, no_rules, options_table, parse_as};
+use crate::measure::metrics::Metrics;
 use crate::store::redis::RedisBackend;
 use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,6 +88,11 @@ pub fn probe(_: &crate::config::Config) -> std::sync::Arc<dyn Probe> {
 impl Probe for RedisTtl {
     fn spec(&self) -> &'static ProbeSpec {
         &SPEC
+    }
+
+    fn init_series(&self, m: &Metrics) {
+        m.ttl_observed.with_label_values(&["redis"]);
+        m.ttl_drift.with_label_values(&["redis"]);
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>> {

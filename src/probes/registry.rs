@@ -102,6 +102,26 @@ mod tests {
         assert_eq!(unique.len(), names.len(), "{names:?}");
     }
 
+    /// The series of the probes' own metrics exist at 0 before any run (a dashboard or an alert
+    /// on them has data from the first scrape).
+    #[test]
+    fn probes_create_their_own_series_at_zero() {
+        let m = crate::measure::metrics::Metrics::new("t");
+        for p in all(&defaults()) {
+            p.init_series(&m);
+        }
+        let text = String::from_utf8(m.encode()).unwrap();
+        for series in [
+            r#"chatload_ttl_drift_seconds{backend="scylla"} 0"#,
+            r#"chatload_ttl_drift_seconds{backend="redis"} 0"#,
+            r#"chatload_ttl_observed_seconds{backend="scylla"} 0"#,
+            r#"chatload_ttl_observed_seconds{backend="redis"} 0"#,
+            r#"chatload_probe_writes_unknown_total{probe="range_5m"} 0"#,
+        ] {
+            assert!(text.contains(series), "{series} missing from\n{text}");
+        }
+    }
+
     const METRICS_RS: &str = include_str!("../measure/metrics.rs");
 
     /// Each declaration holds together: a latency SLO selects its own probe's histogram, a check

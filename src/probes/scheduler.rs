@@ -47,12 +47,6 @@ impl ProbeScheduler {
         shutdown: CancellationToken,
     ) -> Self {
         let m = &ctx.metrics;
-        for backend in ["scylla", "redis"] {
-            m.ttl_observed.with_label_values(&[backend]);
-            m.ttl_drift.with_label_values(&[backend]);
-        }
-        m.probe_writes_unknown
-            .with_label_values(&[super::range_5m::NAME]);
         let (mut states, mut checks) = (BTreeMap::new(), BTreeMap::new());
         for probe in all(&ctx.cfg()) {
             let name = probe.name();
@@ -65,6 +59,7 @@ impl ProbeScheduler {
                 m.probe_check_failures.with_label_values(&[name, c]);
             }
             m.probe_duration.with_label_values(&[name]);
+            probe.init_series(m);
             let state = Arc::new(Mutex::new(ProbeState {
                 latencies: Some(exact_histogram()),
                 ..Default::default()

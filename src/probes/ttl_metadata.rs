@@ -14,6 +14,7 @@ use crate::config::{
     AlertSpec, HumanDuration, NoOptions, ProbeConfig, ProbeSpec, SloIndicator, SloSpec, SloValue,
     no_rules, options_table, parse_as,
 };
+use crate::measure::metrics::Metrics;
 use crate::store::scylla::ScyllaError;
 use futures::future::BoxFuture;
 use scylla::value::CqlTimestamp;
@@ -89,6 +90,11 @@ pub fn probe(_: &crate::config::Config) -> std::sync::Arc<dyn Probe> {
 impl Probe for TtlMetadata {
     fn spec(&self) -> &'static ProbeSpec {
         &SPEC
+    }
+
+    fn init_series(&self, m: &Metrics) {
+        m.ttl_observed.with_label_values(&["scylla"]);
+        m.ttl_drift.with_label_values(&["scylla"]);
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Result<Verdict, ProbeError>> {
