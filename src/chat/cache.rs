@@ -79,6 +79,17 @@ pub struct RedisSide {
 }
 
 impl RedisSide {
+    /// What `[redis]` asks of the traffic.
+    pub fn of(cfg: &crate::config::RedisConfig) -> Self {
+        Self {
+            cache: cfg.cache,
+            pubsub: cfg.pubsub,
+            cache_length: cfg.cache_length,
+            cache_ttl_ms: u64::try_from(cfg.cache_ttl.get().as_millis()).unwrap_or(u64::MAX),
+            key_prefix: cfg.key_prefix.clone(),
+        }
+    }
+
     /// Whether there is anything to do at all.
     pub fn enabled(&self) -> bool {
         self.cache || self.pubsub
@@ -87,8 +98,14 @@ impl RedisSide {
     /// The pipeline for `messages` (all of one stream).
     pub fn pipeline(&self, messages: &[Message]) -> redis::Pipeline {
         let mut pipe = redis::pipe();
+        self.append(&mut pipe, messages);
+        pipe
+    }
+
+    /// Add the commands of `messages` (all of one stream) to `pipe`.
+    pub fn append(&self, pipe: &mut redis::Pipeline, messages: &[Message]) {
         let Some(first) = messages.first() else {
-            return pipe;
+            return;
         };
         let payloads: Vec<String> = messages.iter().map(payload).collect();
         if self.cache {
@@ -110,7 +127,6 @@ impl RedisSide {
                 pipe.cmd("PUBLISH").arg(&ch).arg(p).ignore();
             }
         }
-        pipe
     }
 }
 

@@ -11,6 +11,8 @@ pub const MAX_RATE: f64 = 1_000_000.0;
 pub const MAX_TTL: Duration = Duration::from_secs(630_720_000);
 /// Most messages in one UNLOGGED BATCH; more trips the servers' batch size warnings and limits.
 pub const MAX_BATCH: u32 = 100;
+/// Most traffic threads (`traffic.threads`).
+pub const MAX_TRAFFIC_THREADS: u32 = 64;
 
 /// One problem with one key.
 #[derive(Debug, Clone, PartialEq, Eq)]

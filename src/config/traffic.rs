@@ -19,7 +19,8 @@ pub struct TrafficConfig {
     pub zipf_exponent: f64,
     /// Size of the sender pool.
     pub senders: u32,
-    /// Requests in flight at most per backend; an operation that would exceed it is dropped and counted.
+    /// Requests in flight at most per backend (split evenly over the traffic threads); an operation
+    /// that would exceed it is dropped and counted.
     pub max_in_flight: u32,
     /// Shortest time between two wake-ups of the pacer. "0s": it wakes for every due operation
     /// (each starts on time). Longer: each wake-up starts every operation due since the last one,
@@ -27,6 +28,11 @@ pub struct TrafficConfig {
     /// measured (latency counts from the scheduled start; see chatload_schedule_lag_seconds), never
     /// hidden. At most 10ms.
     pub wake_interval: HumanDuration,
+    /// Traffic threads (shards), each with its own share of the timetable (operation k goes to
+    /// shard k mod threads), its own runtime, ScyllaDB session and Redis connection, and
+    /// `max_in_flight / threads` of the in-flight slots. Unset: one per 25,000 operations per
+    /// second this instance starts, at most the number of cores.
+    pub threads: Option<u32>,
     /// `single` (one INSERT per message) or `batch` (UNLOGGED BATCH of `batch_size` messages of one stream).
     pub write_mode: WriteMode,
     /// Messages per batch with `write_mode = "batch"`.
@@ -56,6 +62,7 @@ impl Default for TrafficConfig {
             senders: 1000,
             max_in_flight: 512,
             wake_interval: HumanDuration::from_secs(0),
+            threads: None,
             write_mode: WriteMode::Single,
             batch_size: 10,
             message_mix: MessageMix::default(),

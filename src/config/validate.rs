@@ -2,7 +2,7 @@
 
 use super::backends::ReplicationStrategy;
 use super::model::Config;
-use super::rules::{FieldError, MAX_BATCH, Rules};
+use super::rules::{FieldError, MAX_BATCH, MAX_TRAFFIC_THREADS, Rules};
 use super::spec::SloValue;
 use std::time::Duration;
 
@@ -154,6 +154,14 @@ impl Config {
         v.nonzero("traffic.streams", t.streams);
         v.nonzero("traffic.senders", t.senders);
         v.nonzero("traffic.max_in_flight", t.max_in_flight);
+        if let Some(threads) = t.threads
+            && !(1..=MAX_TRAFFIC_THREADS).contains(&threads)
+        {
+            v.fail(
+                "traffic.threads",
+                format!("must be 1 to {MAX_TRAFFIC_THREADS} (or unset: automatic), got {threads}"),
+            );
+        }
         if t.wake_interval.get() > Duration::from_millis(10) {
             v.fail(
                 "traffic.wake_interval",

@@ -179,6 +179,7 @@ pub fn merge(current: &Config, new: Config) -> (Config, Vec<&'static str>) {
     keep!(traffic.senders, "traffic.senders");
     keep!(traffic.max_in_flight, "traffic.max_in_flight");
     keep!(traffic.wake_interval, "traffic.wake_interval");
+    keep!(traffic.threads, "traffic.threads");
     keep!(traffic.write_mode, "traffic.write_mode");
     keep!(traffic.batch_size, "traffic.batch_size");
     keep!(traffic.message_mix, "traffic.message_mix");

@@ -4,10 +4,12 @@
 //! per operation. Names follow Prometheus conventions: the `chatload_` prefix, base units (seconds),
 //! `_total` for counters, and low-cardinality labels only (never a stream or message id).
 
+use super::sharded::{Registered, ShardedTraffic, TrafficMetrics};
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
+use std::sync::Arc;
 
 /// Shared latency buckets, 100 µs to 10 s. Every default SLO threshold (5 ms, 10 ms, 50 ms) is an exact
 /// bound, and a daemon adds every configured latency threshold to them (see
@@ -18,10 +20,7 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     2.5, 5.0, 10.0,
 ];
 
-/// Buckets of the pacer's lateness: finer at the bottom, where its 200 µs target lies.
-pub const SCHEDULE_LAG_BUCKETS: &[f64] = &[
-    0.00001, 0.000025, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1, 1.0,
-];
+pub use super::sharded::SCHEDULE_LAG_BUCKETS;
 
 /// Content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -40,20 +39,11 @@ pub struct Metrics {
     pub backend_up: IntGaugeVec,
     /// `chatload_backend_info{backend,kind,version}`: 1, for what the backend said it is.
     pub backend_info: IntGaugeVec,
-    /// `chatload_operations_due_total{backend,op}`: operations the timetable made due.
-    pub operations_due: IntCounterVec,
-    /// `chatload_operations_total{backend,op,outcome}`.
-    pub operations: IntCounterVec,
-    /// `chatload_operation_duration_seconds{backend,op}`: from the scheduled start.
-    pub operation_duration: HistogramVec,
-    /// `chatload_operation_service_seconds{backend,op}`: from the actual send.
-    pub operation_service: HistogramVec,
+    /// The traffic's families (operations, their latencies, in flight, schedule lag): one set per
+    /// traffic shard, summed at each scrape.
+    pub traffic: Arc<ShardedTraffic>,
     /// `chatload_target_rate{op}`: operations per second this instance is configured for.
     pub target_rate: GaugeVec,
-    /// `chatload_in_flight{backend}`.
-    pub in_flight: IntGaugeVec,
-    /// `chatload_schedule_lag_seconds`: how late the pacer started operations.
-    pub schedule_lag: Histogram,
     /// `chatload_probe_success{probe}`: 0/1 of the last run.
     pub probe_success: IntGaugeVec,
     /// `chatload_probe_runs_total{probe,outcome}`.
@@ -117,51 +107,18 @@ impl Metrics {
                 "What the backend reported it is (kind: scylla, cassandra or redis); always 1.",
                 &["backend", "kind", "version"],
             ),
-            operations_due: int_counter_vec(
-                r,
-                "chatload_operations_due_total",
-                "Traffic operations (messages, for writes) the timetable made due; each ends under exactly one outcome of chatload_operations_total.",
-                &["backend", "op"],
-            ),
-            operations: int_counter_vec(
-                r,
-                "chatload_operations_total",
-                "Traffic operations (messages, for writes) by outcome: ok, error, timeout, overloaded, unavailable, dropped.",
-                &["backend", "op", "outcome"],
-            ),
-            operation_duration: histogram_vec(
-                r,
-                "chatload_operation_duration_seconds",
-                "Latency of traffic operations from their scheduled start (coordinated-omission-correct); one observation per operation counted, those that did not succeed at no less than their deadline.",
-                &["backend", "op"],
-                buckets,
-            ),
-            operation_service: histogram_vec(
-                r,
-                "chatload_operation_service_seconds",
-                "Latency of traffic operations from the actual send (service time); operations that were sent only.",
-                &["backend", "op"],
-                buckets,
-            ),
+            traffic: {
+                let traffic = ShardedTraffic::new(buckets);
+                r.register(Box::new(Registered(traffic.clone())))
+                    .expect("unique metric");
+                traffic
+            },
             target_rate: gauge_vec(
                 r,
                 "chatload_target_rate",
                 "Operations per second this instance is configured to start.",
                 &["op"],
             ),
-            in_flight: int_gauge_vec(r, "chatload_in_flight", "Requests in flight.", &["backend"]),
-            schedule_lag: {
-                let h = Histogram::with_opts(
-                    HistogramOpts::new(
-                        "chatload_schedule_lag_seconds",
-                        "How late requests were sent relative to their scheduled start, taken at the send.",
-                    )
-                    .buckets(SCHEDULE_LAG_BUCKETS.to_vec()),
-                )
-                .expect("valid histogram");
-                r.register(Box::new(h.clone())).expect("unique metric");
-                h
-            },
             probe_success: int_gauge_vec(
                 r,
                 "chatload_probe_success",
@@ -294,6 +251,11 @@ impl Metrics {
             .iter()
             .map(|(backend, [kind, version])| (backend.clone(), format!("{kind} {version}")))
             .collect()
+    }
+
+    /// A new traffic shard's handles of the traffic's families (see [`ShardedTraffic`]).
+    pub fn traffic_shard(&self) -> TrafficMetrics {
+        self.traffic.add_shard()
     }
 
     /// The bounds of the latency histograms.

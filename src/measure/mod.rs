@@ -6,6 +6,7 @@
 pub mod health;
 pub mod metrics;
 pub mod record;
+pub mod sharded;
 pub mod slo;
 pub mod snapshot;
 pub mod stats;

@@ -12,8 +12,15 @@
 //!
 //! Every handle is resolved once, when the traffic starts, and every `outcome` label value exists from
 //! the first scrape (at 0), so `rate()` and ratio alerts work immediately.
+//!
+//! Each traffic shard has recorders of its own, over its own metric handles
+//! ([`crate::measure::sharded`]): no two threads write the same counter or histogram. The HDR
+//! histograms of a recorder sit behind a mutex that only its shard and a snapshot take (the
+//! status page's every 10 s, `check`'s at its window's edges), so the per-operation path takes no
+//! lock that another thread holds. [`merged_snapshot`] and [`merged_begin_window`] add up the
+//! shards of one (backend, op).
 
-use crate::measure::metrics::Metrics;
+use crate::measure::sharded::TrafficMetrics;
 use crate::measure::stats::{BucketCounts, ExactLatency, Percentiles, exact_histogram, micros};
 use prometheus::{Histogram, IntCounter};
 use serde::Serialize;
@@ -126,7 +133,7 @@ impl OpRecorder {
     /// Resolve the handles of `backend`/`op` and create every outcome series at 0. An operation that
     /// does not succeed is observed at no less than `deadline` from its scheduled start.
     pub fn new(
-        metrics: &Metrics,
+        metrics: &TrafficMetrics,
         backend: &'static str,
         op: &'static str,
         deadline: Duration,
@@ -202,32 +209,17 @@ impl OpRecorder {
 
     /// Counts so far and percentiles since the start (or the last [`OpRecorder::begin_window`]).
     pub fn snapshot(&self) -> OpSnapshot {
-        let exact = self.exact.lock().unwrap_or_else(|e| e.into_inner());
-        self.snapshot_with(&exact)
+        merged_snapshot(&[self])
     }
 
     /// Start a measuring window (the end of a warm-up): the counts so far, and the HDR histograms
     /// emptied at the same instant, so the window's percentiles hold exactly its operations.
     pub fn begin_window(&self) -> OpSnapshot {
-        let mut exact = self.exact.lock().unwrap_or_else(|e| e.into_inner());
-        let snapshot = self.snapshot_with(&exact);
-        exact.duration.reset();
-        exact.service.reset();
-        snapshot
+        merged_begin_window(&[self])
     }
 
-    /// The snapshot, with the lock of the HDR histograms held by the caller.
-    fn snapshot_with(&self, exact: &ExactLatency) -> OpSnapshot {
-        OpSnapshot {
-            due: self.due.get(),
-            buckets: BucketCounts::of(&self.duration),
-            outcomes: Outcome::ALL
-                .iter()
-                .map(|o| (o.label(), self.total(*o)))
-                .collect(),
-            duration: Percentiles::of(&exact.duration),
-            service: Percentiles::of(&exact.service),
-        }
+    fn lock_exact(&self) -> std::sync::MutexGuard<'_, ExactLatency> {
+        self.exact.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// How many operations ended with `outcome` so far.
@@ -266,6 +258,49 @@ impl OpRecorder {
     }
 }
 
+/// The shards' recorders of one (backend, op) added up: counts so far, and percentiles since the
+/// start (or the last [`merged_begin_window`]).
+pub fn merged_snapshot(recorders: &[&OpRecorder]) -> OpSnapshot {
+    let exact: Vec<_> = recorders.iter().map(|r| r.lock_exact()).collect();
+    merge(recorders, &exact)
+}
+
+/// [`OpRecorder::begin_window`] of every shard's recorder of one (backend, op), at one instant
+/// (all their locks held), added up.
+pub fn merged_begin_window(recorders: &[&OpRecorder]) -> OpSnapshot {
+    let mut exact: Vec<_> = recorders.iter().map(|r| r.lock_exact()).collect();
+    let snapshot = merge(recorders, &exact);
+    for e in exact.iter_mut() {
+        e.duration.reset();
+        e.service.reset();
+    }
+    snapshot
+}
+
+/// The snapshot of `recorders`, whose HDR locks the caller holds (`exact`, in the same order).
+fn merge(
+    recorders: &[&OpRecorder],
+    exact: &[std::sync::MutexGuard<'_, ExactLatency>],
+) -> OpSnapshot {
+    let mut snapshot = OpSnapshot::default();
+    for r in recorders {
+        snapshot.due += r.due.get();
+        snapshot.buckets = snapshot.buckets.plus(&BucketCounts::of(&r.duration));
+        for o in Outcome::ALL {
+            *snapshot.outcomes.entry(o.label()).or_default() += r.total(o);
+        }
+    }
+    let mut all = ExactLatency::new();
+    for e in exact {
+        // Same layout (exact_histogram) on every shard: adding cannot fail.
+        let _ = all.duration.add(&e.duration);
+        let _ = all.service.add(&e.service);
+    }
+    snapshot.duration = Percentiles::of(&all.duration);
+    snapshot.service = Percentiles::of(&all.service);
+    snapshot
+}
+
 /// How late requests were sent relative to their scheduled start: taken at the send (the instant
 /// the request leaves for the backend), once per request sent, into
 /// `chatload_schedule_lag_seconds` and an HDR histogram for `chatload check`.
@@ -293,9 +328,13 @@ impl LagRecorder {
             .saturating_record(micros(lag));
     }
 
-    /// Percentiles since the start (or the last reset).
-    pub fn percentiles(&self) -> Percentiles {
-        Percentiles::of(&self.exact.lock().unwrap_or_else(|e| e.into_inner()))
+    /// Percentiles since the start (or the last reset) of every shard's lag together.
+    pub fn merged_percentiles(recorders: &[&LagRecorder]) -> Percentiles {
+        let mut all = exact_histogram();
+        for r in recorders {
+            let _ = all.add(&*r.exact.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+        Percentiles::of(&all)
     }
 
     /// Forget the HDR values so far (the end of a warm-up).

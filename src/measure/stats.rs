@@ -107,6 +107,23 @@ impl BucketCounts {
         }
     }
 
+    /// The counts of `self` and `more` together (same bounds; an empty `self` takes `more`'s).
+    pub fn plus(&self, more: &BucketCounts) -> BucketCounts {
+        if self.bounds.is_empty() && self.count == 0 {
+            return more.clone();
+        }
+        BucketCounts {
+            bounds: self.bounds.clone(),
+            cumulative: self
+                .cumulative
+                .iter()
+                .zip(&more.cumulative)
+                .map(|(a, b)| a + b)
+                .collect(),
+            count: self.count + more.count,
+        }
+    }
+
     /// The counts since `earlier` (same bounds).
     pub fn minus(&self, earlier: &BucketCounts) -> BucketCounts {
         if earlier.bounds != self.bounds {

@@ -1,8 +1,8 @@
-//! What the traffic thread runs: the session connected and its statements prepared (retried until
-//! the database answers), the pacer driving the [`Dispatcher`], and the drain at the end.
+//! What each traffic thread runs: its session connected and its statements prepared (retried until
+//! the database answers), its shard of the pacer driving the [`Dispatcher`], and the drain at the end.
 
 use super::dispatch::{Dispatcher, Prepared, Shared};
-use super::pacer::{Op, Pacer, TargetRates, TokioSleeper};
+use super::pacer::{Op, Pacer, Shard, TargetRates, TokioSleeper};
 use super::scylla_ops::Statements;
 use super::timer;
 use crate::chat::workload::Workload;
@@ -26,6 +26,42 @@ pub(super) fn op_rate(cfg: &Config, op: Op) -> f64 {
     }
 }
 
+/// Operations per second one traffic thread is given when `traffic.threads` is unset.
+pub const OPS_PER_THREAD: f64 = 25_000.0;
+
+/// How many traffic threads run: `traffic.threads`, or one per [`OPS_PER_THREAD`] operations per
+/// second this instance starts (messages for the database, plus their Redis side), at most the
+/// number of cores, at least one.
+pub(super) fn shard_count(cfg: &Config) -> u32 {
+    if let Some(n) = cfg.traffic.threads {
+        return n.max(1);
+    }
+    let redis = if cfg.redis.cache || cfg.redis.pubsub {
+        op_rate(cfg, Op::Write)
+    } else {
+        0.0
+    };
+    let ops = op_rate(cfg, Op::Write) + op_rate(cfg, Op::Read) + redis;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    ((ops / OPS_PER_THREAD).ceil() as u32).clamp(1, cores.max(1))
+}
+
+/// What the traffic threads do together: begin the timetable at one instant, and create the
+/// schema one at a time.
+pub(super) struct Together {
+    start: tokio::sync::Barrier,
+    schema: tokio::sync::Mutex<()>,
+}
+
+impl Together {
+    pub(super) fn new(threads: usize) -> Self {
+        Self {
+            start: tokio::sync::Barrier::new(threads),
+            schema: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
 fn batch_size(cfg: &Config) -> usize {
     match cfg.traffic.write_mode {
         WriteMode::Single => 1,
@@ -41,6 +77,8 @@ pub(super) struct Engine {
     pub(super) rates: Arc<TargetRates>,
     pub(super) health: Arc<Health>,
     pub(super) shutdown: CancellationToken,
+    pub(super) shard: Shard,
+    pub(super) together: Arc<Together>,
 }
 
 impl Engine {
@@ -56,6 +94,7 @@ impl Engine {
         tokio::spawn(prepare_statements(
             self.shared.clone(),
             self.cfg.clone(),
+            self.together.clone(),
             self.shutdown.clone(),
         ));
         let dispatcher = Dispatcher {
@@ -66,6 +105,7 @@ impl Engine {
             batch_size: batch_size(&self.cfg),
             health: self.health,
             last_beat: None,
+            redis_due: Vec::new(),
         };
         // A healthy start waits for the statements (at most scylla.connect_timeout), so that the
         // first operations are not counted unavailable just because the session was still opening.
@@ -80,7 +120,12 @@ impl Engine {
                 _ = tokio::time::sleep(Duration::from_millis(10)) => {}
             }
         }
-        let pacer = Pacer::new(self.rates, Instant::now(), dispatcher)
+        // Every shard begins its share of the timetable at the same instant.
+        tokio::select! {
+            _ = self.shutdown.cancelled() => return,
+            _ = self.together.start.wait() => {}
+        }
+        let pacer = Pacer::shard(self.rates, Instant::now(), self.shard, dispatcher)
             .with_wake_interval(self.cfg.traffic.wake_interval.get());
         match timer::TimerFdSleeper::new() {
             Ok(mut precise) => drop(pacer.run(&mut precise, self.shutdown.clone()).await),
@@ -105,7 +150,12 @@ impl Engine {
 
 /// Connect the traffic's own session, create the schema if configured, prepare the statements;
 /// retry with backoff until it works or `shutdown`.
-async fn prepare_statements(shared: Arc<Shared>, cfg: Config, shutdown: CancellationToken) {
+async fn prepare_statements(
+    shared: Arc<Shared>,
+    cfg: Config,
+    together: Arc<Together>,
+    shutdown: CancellationToken,
+) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(2));
     let ttl = cfg.traffic.ttl.map(|t| t.get().as_secs());
     let batch = matches!(cfg.traffic.write_mode, WriteMode::Batch)
@@ -125,7 +175,11 @@ async fn prepare_statements(shared: Arc<Shared>, cfg: Config, shutdown: Cancella
                     s
                 }
             };
-            crate::store::schema::ensure(&s, &cfg.scylla).await?;
+            {
+                // One thread at a time: the others find the schema there.
+                let _one = together.schema.lock().await;
+                crate::store::schema::ensure(&s, &cfg.scylla).await?;
+            }
             let statements = Statements::prepare(&s, &cfg.scylla.keyspace, ttl, batch).await?;
             Ok::<_, crate::store::scylla::ScyllaError>(Prepared {
                 session: s,

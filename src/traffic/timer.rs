@@ -4,7 +4,9 @@
 //! have to wake the runtime for every operation (two extra context switches each). A timerfd has
 //! nanosecond resolution, and it wakes the very `epoll_wait` that also delivers the replies, so the
 //! thread that keeps the timetable is the thread that sends the requests. The last few microseconds
-//! are spun, because a wake-up takes that long.
+//! are spun, because a wake-up takes that long, but only within a CPU budget ([`SPIN_BUDGET`] of
+//! the thread's time): past it, the timer is armed for the due time itself, and a late wake-up
+//! shows as schedule lag instead of costing CPU.
 
 use super::pacer::Sleeper;
 use std::io;
@@ -16,9 +18,20 @@ use tokio::time::Instant;
 /// Arm the timer this long before the due time, then spin.
 pub const SPIN: Duration = Duration::from_micros(20);
 
+/// Share of wall-clock time the sleeper may spend spinning (2 %: 20 ms a second).
+pub const SPIN_BUDGET: f64 = 0.02;
+
+/// The most spin time saved up while idle.
+const SPIN_BURST: Duration = Duration::from_millis(5);
+
 /// A one-shot monotonic timerfd driven by tokio.
 pub struct TimerFdSleeper {
     fd: AsyncFd<OwnedFd>,
+    /// Spin time left, refilled at [`SPIN_BUDGET`] of the time passed since `refilled`.
+    spin_left: Duration,
+    refilled: Instant,
+    /// Spin time spent so far.
+    spun: Duration,
 }
 
 impl TimerFdSleeper {
@@ -40,7 +53,25 @@ impl TimerFdSleeper {
         // happens together with the AsyncFd that owns it.
         let fd = unsafe { AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) }
             .map_err(|e| e.into_parts().1)?;
-        Ok(Self { fd })
+        Ok(Self {
+            fd,
+            spin_left: SPIN_BURST,
+            refilled: Instant::now(),
+            spun: Duration::ZERO,
+        })
+    }
+
+    /// Spin time spent so far.
+    pub fn spun(&self) -> Duration {
+        self.spun
+    }
+
+    /// How long to spin before `deadline`: [`SPIN`], or less when the budget is short.
+    fn spin_for(&mut self, now: Instant) -> Duration {
+        let earned = (now - self.refilled).mul_f64(SPIN_BUDGET);
+        self.refilled = now;
+        self.spin_left = (self.spin_left + earned).min(SPIN_BURST);
+        SPIN.min(self.spin_left)
     }
 
     /// Fire once, `after` from now (at least 1 ns: zero would disarm the timer).
@@ -94,8 +125,9 @@ impl Sleeper for TimerFdSleeper {
         // starve the replies and every other task of its single thread.
         tokio::task::yield_now().await;
         let now = Instant::now();
-        if deadline > now + SPIN {
-            let slept = match self.arm(deadline - now - SPIN) {
+        let spin = self.spin_for(now);
+        if deadline > now + spin {
+            let slept = match self.arm(deadline - now - spin) {
                 Ok(()) => self.fired().await,
                 Err(e) => Err(e),
             };
@@ -104,9 +136,13 @@ impl Sleeper for TimerFdSleeper {
                 tokio::time::sleep_until(deadline).await;
             }
         }
+        let spinning = Instant::now();
         while Instant::now() < deadline {
             std::hint::spin_loop();
         }
+        let spent = spinning.elapsed();
+        self.spin_left = self.spin_left.saturating_sub(spent);
+        self.spun += spent;
     }
 }
 
@@ -149,6 +185,23 @@ mod tests {
             );
             other.abort();
         });
+    }
+
+    /// Waiting for 8,000 due times 25 µs apart (0.2 s, each closer than the spin) spins at most
+    /// the budget's share of that time plus the saved-up burst, not all of it.
+    #[tokio::test]
+    async fn the_spin_stays_within_its_cpu_budget() {
+        let mut t = TimerFdSleeper::new().unwrap();
+        let start = Instant::now();
+        let mut deadline = start;
+        for _ in 0..8000 {
+            deadline += Duration::from_micros(25);
+            t.sleep_until(deadline).await;
+            assert!(Instant::now() >= deadline, "woke early");
+        }
+        let budget = start.elapsed().mul_f64(SPIN_BUDGET) + SPIN_BURST + SPIN;
+        assert!(t.spun() <= budget, "spun {:?}, budget {budget:?}", t.spun());
+        assert!(t.spun() > Duration::ZERO, "it spins while it has budget");
     }
 
     #[tokio::test]

@@ -2,14 +2,15 @@
 //! failures at no less than their deadline.
 
 use super::*;
+use crate::measure::metrics::Metrics;
 
 const DEADLINE: Duration = Duration::from_secs(2);
 
 #[test]
 fn every_outcome_exists_from_the_start() {
-    let m = Metrics::new("t");
-    let _r = OpRecorder::new(&m, "scylla", "write", DEADLINE);
-    let text = String::from_utf8(m.encode()).unwrap();
+    let metrics = Metrics::new("t");
+    let _r = OpRecorder::new(&metrics.traffic_shard(), "scylla", "write", DEADLINE);
+    let text = String::from_utf8(metrics.encode()).unwrap();
     for o in Outcome::ALL {
         let series = format!(
             "chatload_operations_total{{backend=\"scylla\",op=\"write\",outcome=\"{}\"}} 0",
@@ -22,7 +23,7 @@ fn every_outcome_exists_from_the_start() {
 
 #[test]
 fn completed_counts_and_observes_both_latencies_per_operation() {
-    let m = Metrics::new("t");
+    let m = Metrics::new("t").traffic_shard();
     let r = OpRecorder::new(&m, "redis", "write", DEADLINE);
     let t0 = Instant::now();
     r.due(12);
@@ -68,7 +69,7 @@ fn completed_counts_and_observes_both_latencies_per_operation() {
 /// the latency look better. A slow failure keeps its own, longer latency.
 #[test]
 fn failures_are_observed_at_no_less_than_their_deadline() {
-    let m = Metrics::new("t");
+    let m = Metrics::new("t").traffic_shard();
     let r = OpRecorder::new(&m, "scylla", "write", DEADLINE);
     let t0 = Instant::now();
     let fast = t0 + Duration::from_micros(500);
@@ -91,7 +92,7 @@ fn failures_are_observed_at_no_less_than_their_deadline() {
 
 #[test]
 fn a_window_counts_only_what_happened_in_it() {
-    let m = Metrics::new("t");
+    let m = Metrics::new("t").traffic_shard();
     let r = OpRecorder::new(&m, "scylla", "write", DEADLINE);
     let t0 = Instant::now();
     r.due(3);
@@ -113,7 +114,7 @@ fn a_window_counts_only_what_happened_in_it() {
 /// Failures are logged once per interval; the others are counted to be reported with the next.
 #[test]
 fn failure_logs_are_rate_limited() {
-    let m = Metrics::new("t");
+    let m = Metrics::new("t").traffic_shard();
     let r = OpRecorder::new(&m, "redis", "write", DEADLINE);
     for _ in 0..5 {
         assert_eq!(r.failed(Outcome::Error, &"refused"), Outcome::Error);
@@ -151,21 +152,21 @@ fn failure_logs_are_rate_limited() {
 
 #[test]
 fn lag_is_taken_from_the_schedule_to_the_send() {
-    let m = Metrics::new("t");
+    let m = Metrics::new("t").traffic_shard();
     let lag = LagRecorder::new(m.schedule_lag.clone());
     let t0 = Instant::now();
     lag.sent(t0, t0 + Duration::from_micros(150));
     lag.sent(t0 + Duration::from_secs(1), t0); // never negative
     assert_eq!(m.schedule_lag.get_sample_count(), 2);
-    let p = lag.percentiles();
+    let p = LagRecorder::merged_percentiles(&[&lag]);
     assert!((p.max - 0.00015).abs() < 0.000001, "{p:?}");
     lag.reset();
-    assert_eq!(lag.percentiles().count, 0);
+    assert_eq!(LagRecorder::merged_percentiles(&[&lag]).count, 0);
 }
 
 #[test]
 fn exact_percentiles_are_not_bucket_interpolated() {
-    let m = Metrics::new("t");
+    let m = Metrics::new("t").traffic_shard();
     let r = OpRecorder::new(&m, "scylla", "write", DEADLINE);
     let t0 = Instant::now();
     // 990 requests of 1.2 ms and 10 of 3.3 ms: p99 is 1.2 ms, p99.9 is 3.3 ms.
@@ -177,4 +178,39 @@ fn exact_percentiles_are_not_bucket_interpolated() {
     assert!((p.p99 - 0.0012).abs() < 0.000002, "{p:?}");
     assert!((p.p999 - 0.0033).abs() < 0.000004, "{p:?}");
     assert_eq!(p.count, 1000);
+}
+
+/// Two shards' recorders of one (backend, op) add up: counts, buckets and the HDR percentiles of
+/// all their operations together; a window begins on both at once.
+#[test]
+fn shards_merge_into_one_snapshot() {
+    let metrics = Metrics::new("t");
+    let (a, b) = (metrics.traffic_shard(), metrics.traffic_shard());
+    let ra = OpRecorder::new(&a, "scylla", "write", DEADLINE);
+    let rb = OpRecorder::new(&b, "scylla", "write", DEADLINE);
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    ra.due(90);
+    ra.completed(Outcome::Ok, 90, t0, t0, t0 + ms(1));
+    rb.due(11);
+    rb.completed(Outcome::Ok, 10, t0, t0, t0 + ms(100));
+    rb.not_sent(Outcome::Dropped, 1);
+    let s = merged_snapshot(&[&ra, &rb]);
+    assert_eq!((s.due, s.get(Outcome::Ok), s.get(Outcome::Dropped)), (101, 100, 1));
+    assert_eq!(s.buckets.count, 101);
+    assert_eq!(s.buckets.above(0.005), Some(11), "b's 10 slow ones and its drop");
+    // p90 lies in a's fast operations, p95 in b's slow ones: only a merged histogram knows.
+    assert!(s.duration.p50 < 0.002, "{:?}", s.duration);
+    assert!(s.duration.p99 > 0.09, "{:?}", s.duration);
+    assert_eq!(s.duration.count, 101);
+    let w = merged_begin_window(&[&ra, &rb]);
+    assert_eq!(w.total(), 101);
+    let after = merged_snapshot(&[&ra, &rb]);
+    assert_eq!(after.duration.count, 0, "both shards' windows began");
+    assert_eq!(after.total(), 101, "counts are cumulative");
+    let text = String::from_utf8(metrics.encode()).unwrap();
+    assert!(
+        text.contains(r#"chatload_operations_total{backend="scylla",op="write",outcome="ok"} 100"#),
+        "{text}"
+    );
 }
