@@ -258,6 +258,7 @@ pub fn launch<R, O>(
 mod tests {
     use super::*;
     use crate::measure::metrics::Metrics;
+    use crate::chat::workload::Workload;
     use crate::traffic::pacer::{Pacer, TargetRates};
     use tokio_util::sync::CancellationToken;
 
@@ -409,5 +410,47 @@ mod tests {
             "every drop is observed at its 2 s deadline, slower than any SLO"
         );
         assert!(dropped > 1800, "{dropped}");
+    }
+
+    /// The Redis side of every write due in one wake-up goes out as one pipeline in one in-flight
+    /// slot: with a single slot, three writes due together are three operations of one request
+    /// (none dropped), each counted and observed once. Redis here is a closed port, so the
+    /// request fails fast, and the database has no session: both are counted, not lost.
+    #[tokio::test]
+    async fn one_wake_up_sends_its_writes_redis_side_as_one_pipeline() {
+        let mut cfg = Config::default();
+        cfg.redis.url = "redis://127.0.0.1:1".into();
+        cfg.redis.cache = true;
+        let metrics = Metrics::new("t");
+        let shared = Arc::new(Shared::new(&cfg, &metrics.traffic_shard(), 1));
+        let mut d = Dispatcher {
+            runtime: tokio::runtime::Handle::current(),
+            shared: shared.clone(),
+            redis: RedisBackend::new(&cfg.redis).unwrap(),
+            workload: Workload::new(&cfg.traffic, &cfg.instance, 1),
+            batch_size: 1,
+            health: Arc::new(Health::default()),
+            last_beat: None,
+            redis_due: Vec::new(),
+        };
+        let now = Instant::now();
+        for k in 0..3 {
+            d.dispatch(Op::Write, now - Duration::from_micros(30 * k), now);
+        }
+        d.tick(now);
+        assert!(d.redis_due.is_empty(), "sent at the end of the wake-up");
+        let redis = &shared.redis_write;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while redis.snapshot().total() < 3 {
+            assert!(Instant::now() < deadline, "{:?}", redis.snapshot());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let s = redis.snapshot();
+        assert_eq!(s.due, 3);
+        assert_eq!(s.get(Outcome::Dropped), 0, "one request, one slot: {s:?}");
+        assert_eq!(s.total(), 3, "one operation per message: {s:?}");
+        assert_eq!(s.buckets.count, 3);
+        let db = shared.scylla_write.snapshot();
+        assert_eq!((db.due, db.get(Outcome::Unavailable)), (3, 3));
     }
 }
