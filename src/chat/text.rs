@@ -118,6 +118,11 @@ impl Texts {
 
     /// A slice of the corpus of log-normal length (times `scale`), cut at word boundaries.
     pub fn words(&self, rng: &mut impl Rng, scale: f64) -> String {
+        self.words_after(&[], rng, scale)
+    }
+
+    /// The pieces of `prefix` and then [`Texts::words`], in one allocation.
+    pub fn words_after(&self, prefix: &[&str], rng: &mut impl Rng, scale: f64) -> String {
         let len = ((self.text_length.sample(rng) * scale) as usize).clamp(1, self.text_length_max);
         let start = rng.random_range(0..self.corpus.len() - len);
         // Start after a space, so the text begins with a whole word (the corpus is ASCII).
@@ -125,13 +130,21 @@ impl Texts {
             .find(' ')
             .map_or(start, |i| start + i + 1);
         let end = (start + len).min(self.corpus.len());
-        self.corpus[start..end].trim_end().to_string()
+        let words = self.corpus[start..end].trim_end();
+        let mut text =
+            String::with_capacity(prefix.iter().map(|p| p.len()).sum::<usize>() + words.len());
+        for p in prefix {
+            text.push_str(p);
+        }
+        text.push_str(words);
+        text
     }
 
     /// One to three lines of code in a fence, cut at the maximum length.
     pub fn code(&self, rng: &mut impl Rng) -> String {
         let n = rng.random_range(1..=3);
-        let mut t = String::from("```\n");
+        let mut t = String::with_capacity(self.text_length_max.min(CODE_CAPACITY));
+        t.push_str("```\n");
         for _ in 0..n {
             t.push_str(CODE_LINES[rng.random_range(0..CODE_LINES.len())]);
             t.push('\n');
@@ -142,12 +155,19 @@ impl Texts {
     }
 }
 
+/// Room for three of the longest code lines and the fences.
+const CODE_CAPACITY: usize = 256;
+
 /// A file shared in the chat.
 pub fn file(rng: &mut impl Rng) -> String {
+    use std::fmt::Write;
     let kind = FILE_KINDS[rng.random_range(0..FILE_KINDS.len())];
     let kb = rng.random_range(1..20_000);
-    format!(
+    let mut t = String::with_capacity(64);
+    let _ = write!(
+        t,
         "shared a file: report-{}.{kind} ({kb} KB)",
         rng.random_range(1..10_000)
-    )
+    );
+    t
 }

@@ -171,9 +171,10 @@ impl Workload {
         let text = match message_type {
             MessageType::Text => self.texts.words(&mut self.rng, 1.0),
             MessageType::Mention => {
-                let other = self.senders[self.rng.random_range(0..self.senders.len())].clone();
-                let rest = self.texts.words(&mut self.rng, 1.0);
-                format!("@{} {rest}", other.display_name)
+                let other = &self.senders[self.rng.random_range(0..self.senders.len())];
+                let name = other.display_name.as_str();
+                self.texts
+                    .words_after(&["@", name, " "], &mut self.rng, 1.0)
             }
             MessageType::Code => self.texts.code(&mut self.rng),
             MessageType::File => text::file(&mut self.rng),

@@ -136,9 +136,12 @@ impl Dispatcher {
             let sent = Instant::now();
             // Boxed: the driver's future is ~4 KiB, and a task that holds it inline is copied
             // whole each time it is moved into place (a tenth of the CPU at 20,000/s).
-            let result =
-                Box::pin(scylla_ops::write(&prepared.session, &prepared.statements, &messages))
-                    .await;
+            let result = Box::pin(scylla_ops::write(
+                &prepared.session,
+                &prepared.statements,
+                &messages,
+            ))
+            .await;
             let outcome = result.map_or_else(
                 |e| shared.scylla_write.failed(scylla_ops::classify(&e), &e),
                 |()| Outcome::Ok,
@@ -257,8 +260,8 @@ pub fn launch<R, O>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::metrics::Metrics;
     use crate::chat::workload::Workload;
+    use crate::measure::metrics::Metrics;
     use crate::traffic::pacer::{Pacer, TargetRates};
     use tokio_util::sync::CancellationToken;
 

@@ -46,8 +46,11 @@ fn counter(m: &Metrics, backend: &str, op: &str, outcome: &str) -> u64 {
         .filter(|f| f.name() == "chatload_operations_total")
         .flat_map(|f| f.get_metric())
         .find(|s| {
-            want.iter()
-                .all(|(k, v)| s.get_label().iter().any(|l| l.name() == *k && l.value() == *v))
+            want.iter().all(|(k, v)| {
+                s.get_label()
+                    .iter()
+                    .any(|l| l.name() == *k && l.value() == *v)
+            })
         })
         .map_or(0, |s| s.get_counter().value() as u64)
 }

@@ -196,9 +196,16 @@ fn shards_merge_into_one_snapshot() {
     rb.completed(Outcome::Ok, 10, t0, t0, t0 + ms(100));
     rb.not_sent(Outcome::Dropped, 1);
     let s = merged_snapshot(&[&ra, &rb]);
-    assert_eq!((s.due, s.get(Outcome::Ok), s.get(Outcome::Dropped)), (101, 100, 1));
+    assert_eq!(
+        (s.due, s.get(Outcome::Ok), s.get(Outcome::Dropped)),
+        (101, 100, 1)
+    );
     assert_eq!(s.buckets.count, 101);
-    assert_eq!(s.buckets.above(0.005), Some(11), "b's 10 slow ones and its drop");
+    assert_eq!(
+        s.buckets.above(0.005),
+        Some(11),
+        "b's 10 slow ones and its drop"
+    );
     // p90 lies in a's fast operations, p95 in b's slow ones: only a merged histogram knows.
     assert!(s.duration.p50 < 0.002, "{:?}", s.duration);
     assert!(s.duration.p99 > 0.09, "{:?}", s.duration);
