@@ -135,6 +135,7 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
         target_write_rate: instance_rate(cfg.traffic.write_rate, &cfg),
     };
     let backends = metrics.backend_descriptions();
+    let traffic_threads = daemon.traffic().threads();
     stop(daemon).await;
 
     let slos = evaluate(&cfg, &measured);
@@ -144,6 +145,7 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
         warmup_seconds: warmup.as_secs_f64(),
         target_write_rate: instance_rate(cfg.traffic.write_rate, &cfg),
         target_read_rate: instance_rate(cfg.traffic.read_rate, &cfg),
+        traffic_threads,
         backends,
         pass: slos.iter().all(|r| r.pass),
         slos,

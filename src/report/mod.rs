@@ -165,6 +165,8 @@ pub struct Report {
     pub target_write_rate: f64,
     /// Target read rate of this instance.
     pub target_read_rate: f64,
+    /// Traffic threads (shards) that ran.
+    pub traffic_threads: usize,
     /// What the database and Redis said they are.
     pub backends: BTreeMap<String, String>,
     /// One row per SLO.

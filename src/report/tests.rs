@@ -281,6 +281,7 @@ fn text_report_marks_failed_rows_and_says_how_precise_it_is() {
     m.traffic.scylla_write = writes(&cfg, 60_000, 0, 0.0051);
     let slos = evaluate(&cfg, &m);
     let r = Report {
+        traffic_threads: 1,
         version: "x",
         duration_seconds: 60.0,
         warmup_seconds: 5.0,

@@ -55,8 +55,14 @@ pub fn render_text(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nchatload {} check: {:.1}s measured after {:.0}s warm-up; target {}/s writes, {}/s reads",
-        r.version, r.duration_seconds, r.warmup_seconds, r.target_write_rate, r.target_read_rate
+        "\nchatload {} check: {:.1}s measured after {:.0}s warm-up; target {}/s writes, {}/s reads; {} traffic thread{}",
+        r.version,
+        r.duration_seconds,
+        r.warmup_seconds,
+        r.target_write_rate,
+        r.target_read_rate,
+        r.traffic_threads,
+        if r.traffic_threads == 1 { "" } else { "s" }
     );
     for (backend, what) in &r.backends {
         let _ = writeln!(out, "  {backend}: {what}");
