@@ -1,6 +1,7 @@
 //! The traffic's own work per message, without the network: generate the message, keep the
 //! timetable (one pacer step dispatching it), and record its outcome, latencies and schedule lag.
-//! `cargo bench --bench hot_path`; the figure is in bench/RESULTS.md.
+//! Also the render of `/metrics` with two traffic threads' series and every probe's.
+//! `cargo bench --bench hot_path`; the figures are in bench/RESULTS.md.
 
 use chatload::chat::workload::{Message, Workload};
 use chatload::config::{InstanceConfig, TrafficConfig};
@@ -58,5 +59,33 @@ fn per_message(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, per_message);
+/// `/metrics` as a daemon renders it: two traffic threads' series summed, every probe's series.
+fn render_metrics(c: &mut Criterion) {
+    let metrics = Metrics::new("bench");
+    let t0 = Instant::now();
+    for _ in 0..2 {
+        let shard = metrics.traffic_shard();
+        for (backend, op) in [("scylla", "write"), ("scylla", "read"), ("redis", "write")] {
+            let r = OpRecorder::new(&shard, backend, op, Duration::from_secs(2));
+            r.due(1000);
+            r.completed(Outcome::Ok, 1000, t0, t0, t0 + Duration::from_millis(1));
+        }
+        shard.in_flight.with_label_values(&["scylla"]).set(3);
+        shard.schedule_lag.observe(0.0001);
+    }
+    for probe in chatload::probes::registry::catalog().specs() {
+        let name = probe.name;
+        metrics.probe_success.with_label_values(&[name]).set(1);
+        metrics.probe_runs.with_label_values(&[name, "ok"]).inc();
+        metrics
+            .probe_duration
+            .with_label_values(&[name])
+            .observe(0.002);
+    }
+    c.bench_function("render /metrics", |b| {
+        b.iter(|| black_box(metrics.encode()))
+    });
+}
+
+criterion_group!(benches, per_message, render_metrics);
 criterion_main!(benches);

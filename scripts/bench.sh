@@ -33,7 +33,7 @@ cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 
 DURATION=${DURATION:-30}                           # seconds per fixed-rate run
 RATES=${RATES:-"1000 5000 20000"}                  # fixed rates, messages per second
-LADDER=${LADDER:-"25000 30000 35000 40000 50000 60000"}  # tried for the highest sustained rate
+LADDER=${LADDER:-"10000 15000 20000 25000 30000 40000 50000"}  # tried for the highest sustained rate
 LADDER_DURATION=${LADDER_DURATION:-20}             # seconds per ladder run
 CONCURRENCY=${CONCURRENCY:-1024}                   # in-flight cap of both tools
 SOAK=${SOAK:-}                                     # e.g. 1h, 20m: run the soak too
@@ -85,6 +85,9 @@ seed = 1
 ${4:-}
 CFG
 }
+
+log "criterion: the traffic's own work per message, and the /metrics render"
+cargo bench --locked --bench hot_path -- --noplot >"$work/criterion.txt" 2>&1
 
 config 1000 off 0s >"$work/schema.toml"
 "$CHATLOAD" schema apply --config "$work/schema.toml" >&2

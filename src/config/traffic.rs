@@ -30,8 +30,8 @@ pub struct TrafficConfig {
     pub wake_interval: HumanDuration,
     /// Traffic threads (shards), each with its own share of the timetable (operation k goes to
     /// shard k mod threads), its own runtime, ScyllaDB session and Redis connection, and
-    /// `max_in_flight / threads` of the in-flight slots. Unset: one per 25,000 operations per
-    /// second this instance starts, at most the number of cores.
+    /// `max_in_flight / threads` of the in-flight slots. Unset: one per 25,000 database
+    /// operations per second this instance starts, at most the number of cores.
     pub threads: Option<u32>,
     /// `single` (one INSERT per message) or `batch` (UNLOGGED BATCH of `batch_size` messages of one stream).
     pub write_mode: WriteMode,

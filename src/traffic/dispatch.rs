@@ -9,7 +9,7 @@ use super::slots::Slots;
 use crate::chat::cache::RedisSide;
 use crate::chat::workload::{Message, Workload};
 use crate::config::Config;
-use crate::measure::health::Health;
+use crate::measure::health::Heartbeat;
 use crate::measure::record::{LagRecorder, OpRecorder, Outcome};
 use crate::measure::sharded::TrafficMetrics;
 use crate::store::RedisBackend;
@@ -81,7 +81,7 @@ pub struct Dispatcher {
     pub(super) redis: RedisBackend,
     pub(super) workload: Workload,
     pub(super) batch_size: usize,
-    pub(super) health: Arc<Health>,
+    pub(super) heartbeat: Heartbeat,
     pub(super) last_beat: Option<Instant>,
     /// The Redis side of the writes due in this wake-up, sent together at its end.
     pub(super) redis_due: Vec<(Arc<Vec<Message>>, Instant)>,
@@ -116,7 +116,7 @@ impl Dispatch for Dispatcher {
             self.write_redis();
         }
         if self.last_beat.is_none_or(|t| now - t >= BEAT_EVERY) {
-            self.health.beat();
+            self.heartbeat.beat();
             self.last_beat = Some(now);
         }
     }
@@ -432,7 +432,7 @@ mod tests {
             redis: RedisBackend::new(&cfg.redis).unwrap(),
             workload: Workload::new(&cfg.traffic, &cfg.instance, 1),
             batch_size: 1,
-            health: Arc::new(Health::default()),
+            heartbeat: crate::measure::health::Health::default().pacer(),
             last_beat: None,
             redis_due: Vec::new(),
         };

@@ -29,19 +29,14 @@ pub(super) fn op_rate(cfg: &Config, op: Op) -> f64 {
 /// Operations per second one traffic thread is given when `traffic.threads` is unset.
 pub const OPS_PER_THREAD: f64 = 25_000.0;
 
-/// How many traffic threads run: `traffic.threads`, or one per [`OPS_PER_THREAD`] operations per
-/// second this instance starts (messages for the database, plus their Redis side), at most the
-/// number of cores, at least one.
+/// How many traffic threads run: `traffic.threads`, or one per [`OPS_PER_THREAD`] database
+/// operations per second this instance starts (the Redis side rides in one pipeline per wake-up),
+/// at most the number of cores, at least one.
 pub(super) fn shard_count(cfg: &Config) -> u32 {
     if let Some(n) = cfg.traffic.threads {
         return n.max(1);
     }
-    let redis = if cfg.redis.cache || cfg.redis.pubsub {
-        op_rate(cfg, Op::Write)
-    } else {
-        0.0
-    };
-    let ops = op_rate(cfg, Op::Write) + op_rate(cfg, Op::Read) + redis;
+    let ops = op_rate(cfg, Op::Write) + op_rate(cfg, Op::Read);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     ((ops / OPS_PER_THREAD).ceil() as u32).clamp(1, cores.max(1))
 }
@@ -103,7 +98,7 @@ impl Engine {
             redis,
             workload: self.workload,
             batch_size: batch_size(&self.cfg),
-            health: self.health,
+            heartbeat: self.health.pacer(),
             last_beat: None,
             redis_due: Vec::new(),
         };
@@ -114,7 +109,7 @@ impl Engine {
         while self.shared.prepared().is_none()
             && waited.elapsed() < self.cfg.scylla.connect_timeout.get()
         {
-            dispatcher.health.beat();
+            dispatcher.heartbeat.beat();
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_millis(10)) => {}
