@@ -22,11 +22,13 @@
 # The report goes to stdout and bench/RESULTS.md, the plot to bench/sweep.svg.
 #
 # SOAK=1h (opt-in) adds a soak: `chatload run` at 5,000 msg/s with Redis on and every probe, RSS
-# and CPU sampled every 10 s (bench/soak.svg, and its figures in the report).
+# and CPU sampled every 10 s, into bench/SOAK.md and bench/soak.svg. SWEEP=0 skips the sweep (the
+# soak alone).
 #
 # Usage: scripts/bench.sh                 (about 20 minutes with the defaults)
 #        DURATION=60 RATES="1000 5000" LADDER="25000 30000" scripts/bench.sh
 #        SOAK=1h scripts/bench.sh
+#        SOAK=1h SWEEP=0 scripts/bench.sh
 
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
@@ -38,6 +40,7 @@ LADDER_DURATION=${LADDER_DURATION:-20}             # seconds per ladder run
 CONCURRENCY=${CONCURRENCY:-1024}                   # in-flight cap of both tools
 SOAK=${SOAK:-}                                     # e.g. 1h, 20m: run the soak too
 SOAK_RATE=${SOAK_RATE:-5000}
+SWEEP=${SWEEP:-1}                                  # 0: skip the sweep (run the soak only)
 LATTE_VERSION=0.29.0
 OUT=${OUT:-bench/RESULTS.md}
 KEYSPACE=chatload_bench
@@ -86,8 +89,10 @@ ${4:-}
 CFG
 }
 
-log "criterion: the traffic's own work per message, and the /metrics render"
-cargo bench --locked --bench hot_path -- --noplot >"$work/criterion.txt" 2>&1
+if [[ $SWEEP != 0 ]]; then
+    log "criterion: the traffic's own work per message, and the /metrics render"
+    cargo bench --locked --bench hot_path -- --noplot >"$work/criterion.txt" 2>&1
+fi
 
 config 1000 off 0s >"$work/schema.toml"
 "$CHATLOAD" schema apply --config "$work/schema.toml" >&2
@@ -134,6 +139,7 @@ sustained() { # $1 name, $2 tool, $3 rate: exit 0 when the run sustained the rat
     python3 scripts/bench_report.py --sustained "$work" "$1" "$2" "$3"
 }
 
+[[ $SWEEP != 0 ]] || RATES="" LADDER=""
 for rate in $RATES; do
     run_chatload "chatload-$rate" "$rate" off 0s "$DURATION" cyclictest
     run_chatload "chatload1ms-$rate" "$rate" off 1ms "$DURATION"
@@ -181,9 +187,15 @@ if [[ -n $SOAK ]]; then
     wait "$soak_pid" 2>/dev/null || true
 fi
 
+if [[ -n $SOAK ]]; then
+    python3 scripts/bench_report.py --soak "$work" "$SOAK_RATE" >bench/SOAK.md
+    cp "$work/soak.svg" bench/ 2>/dev/null || true
+    log "soak written to bench/SOAK.md"
+fi
+[[ $SWEEP != 0 ]] || exit 0
 python3 scripts/bench_report.py "$work" "$CONCURRENCY" "$DURATION" "$LADDER_DURATION" "$SOAK_RATE" \
     "$RATES" "$LADDER" >"$work/report.md"
 cp "$work/report.md" "$OUT"
-cp "$work"/*.svg bench/ 2>/dev/null || true
+cp "$work/sweep.svg" bench/
 cat "$OUT"
 log "written to $OUT"
