@@ -4,7 +4,7 @@
 Static checks (always): each dashboard is valid JSON with a uid, a title and panels; uids are unique;
 the templating has the `datasource`, `job` and `instance` variables; every panel (rows' nested panels
 included) and every target uses the `${datasource}` variable; every metric named in an expression is one
-that src/measure/metrics.rs defines (histograms with their _bucket/_count/_sum series) or a process_* metric; and
+that src/measure/metrics.rs or sharded.rs defines (histograms with their _bucket/_count/_sum series) or a process_* metric; and
 every metric selector filters on job=~"$job" and instance=~"$instance".
 
 Live checks (unless --offline): every target's expression, with the dashboard variables substituted, is
@@ -37,7 +37,8 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DASHBOARD_GLOB = os.path.join(ROOT, "grafana", "dashboards", "*.json")
-METRICS_RS = os.path.join(ROOT, "src", "measure", "metrics.rs")
+# Where metric families are defined: the traffic's are per traffic thread, in sharded.rs.
+METRICS_RS = [os.path.join(ROOT, "src", "measure", f) for f in ("metrics.rs", "sharded.rs")]
 
 DATASOURCE_VAR = "${datasource}"
 REQUIRED_VARIABLES = ("datasource", "job", "instance")
@@ -74,12 +75,16 @@ def substitute(expr, job):
 
 
 def known_metrics():
-    """Names defined in src/measure/metrics.rs, histograms expanded to their series."""
-    with open(METRICS_RS, encoding="utf-8") as f:
-        text = f.read()
+    """Names defined in src/measure/{metrics,sharded}.rs, histograms expanded to their series."""
+    text = ""
+    for path in METRICS_RS:
+        with open(path, encoding="utf-8") as f:
+            text += f.read()
     names = set(re.findall(r'"(chatload_[a-z0-9_]+)"', text))
-    # Names that are histograms: created with histogram_vec(...) or HistogramOpts::new(...).
+    # Names that are histograms: created with histogram_vec(...), histogram(...) (sharded.rs) or
+    # HistogramOpts::new(...).
     histograms = set(re.findall(r'histogram_vec\(\s*r,\s*"(chatload_[a-z0-9_]+)"', text))
+    histograms |= set(re.findall(r'\bhistogram\(\s*"(chatload_[a-z0-9_]+)"', text))
     histograms |= set(re.findall(r'HistogramOpts::new\(\s*"(chatload_[a-z0-9_]+)"', text))
     series = set(names)
     for h in histograms:
@@ -171,7 +176,7 @@ def static_check(path, dashboard, metric_names, histograms, seen_uids, res):
                 metric, selector = m.group(1), m.group(2) or ""
                 if metric.startswith("chatload_"):
                     if metric not in metric_names:
-                        res.fail(f"{name}: panel {title!r}: metric {metric} is not defined in src/measure/metrics.rs")
+                        res.fail(f"{name}: panel {title!r}: metric {metric} is not defined in src/measure/")
                     elif metric in histograms:
                         res.fail(f"{name}: panel {title!r}: histogram {metric} needs a _bucket/_count/_sum suffix")
                 missing = [x for x in REQUIRED_MATCHERS if x not in selector]
