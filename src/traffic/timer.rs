@@ -27,8 +27,9 @@ const SPIN_BURST: Duration = Duration::from_millis(5);
 /// A one-shot monotonic timerfd driven by tokio.
 pub struct TimerFdSleeper {
     fd: AsyncFd<OwnedFd>,
-    /// Spin time left, refilled at [`SPIN_BUDGET`] of the time passed since `refilled`.
-    spin_left: Duration,
+    /// Spin time left in nanoseconds, refilled at [`SPIN_BUDGET`] of the time passed since
+    /// `refilled`; below zero when the last spin overran it (the overrun is paid back first).
+    spin_left: i64,
     refilled: Instant,
     /// Spin time spent so far.
     spun: Duration,
@@ -55,7 +56,7 @@ impl TimerFdSleeper {
             .map_err(|e| e.into_parts().1)?;
         Ok(Self {
             fd,
-            spin_left: SPIN_BURST,
+            spin_left: nanos(SPIN_BURST),
             refilled: Instant::now(),
             spun: Duration::ZERO,
         })
@@ -68,10 +69,12 @@ impl TimerFdSleeper {
 
     /// How long to spin before `deadline`: [`SPIN`], or less when the budget is short.
     fn spin_for(&mut self, now: Instant) -> Duration {
-        let earned = (now - self.refilled).mul_f64(SPIN_BUDGET);
+        let earned = nanos((now - self.refilled).mul_f64(SPIN_BUDGET));
         self.refilled = now;
-        self.spin_left = (self.spin_left + earned).min(SPIN_BURST);
-        SPIN.min(self.spin_left)
+        self.spin_left = self.spin_left.saturating_add(earned).min(nanos(SPIN_BURST));
+        SPIN.min(Duration::from_nanos(
+            u64::try_from(self.spin_left).unwrap_or(0),
+        ))
     }
 
     /// Fire once, `after` from now (at least 1 ns: zero would disarm the timer).
@@ -118,6 +121,10 @@ impl TimerFdSleeper {
     }
 }
 
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
 impl Sleeper for TimerFdSleeper {
     async fn sleep_until(&mut self, deadline: Instant) {
         // Always give the runtime a turn (it polls the I/O driver before resuming us): at rates
@@ -141,7 +148,7 @@ impl Sleeper for TimerFdSleeper {
             std::hint::spin_loop();
         }
         let spent = spinning.elapsed();
-        self.spin_left = self.spin_left.saturating_sub(spent);
+        self.spin_left = self.spin_left.saturating_sub(nanos(spent));
         self.spun += spent;
     }
 }
