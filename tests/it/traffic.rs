@@ -359,8 +359,9 @@ async fn redis_killed_mid_run_does_not_slow_scylla_writes() {
     let _ = redis.wait();
 }
 
-/// Cassandra is paused (SIGSTOP) for 10 s: in-flight requests never exceed the cap, the rest are
-/// counted as dropped, memory stays bounded, and the write rate recovers by itself after SIGCONT.
+/// Cassandra is paused (SIGSTOP) for 10 s on two traffic threads: in-flight requests, summed over the
+/// threads, never exceed the cap, the rest are counted as dropped, memory stays bounded, and the
+/// write rate recovers by itself after SIGCONT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cassandra_paused_10s_caps_in_flight_and_recovers() {
     let _stack = STACK_LOCK.write().await;
@@ -371,7 +372,7 @@ async fn cassandra_paused_10s_caps_in_flight_and_recovers() {
         CASSANDRA,
         REDIS,
         keyspace,
-        "[traffic]\nwrite_rate = 1000.0\nread_rate = 100.0\nmax_in_flight = 64\n",
+        "[traffic]\nwrite_rate = 1000.0\nread_rate = 100.0\nmax_in_flight = 64\nthreads = 2\n",
     ))
     .await;
     let write_ok = ops_series("scylla", "write", "ok");
