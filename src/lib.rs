@@ -13,7 +13,8 @@
 //!    JSON, the status page); Prometheus rules from the same SLO model (config and measure only);
 //! 7. [`store`]: the ScyllaDB session and Redis connection, their health loops, the schema in the
 //!    database (it reports health into `measure`, so it sits above it);
-//! 8. [`traffic`] and [`probes`]: the open-loop pacer and the scheduled checks; never each other;
+//! 8. [`traffic`], [`probes`] and [`e2e`]: the open-loop pacer, the scheduled checks and the
+//!    end-to-end canary of a chat service; never each other;
 //! 9. [`daemon`]: starts and stops everything; `/metrics`, `/healthz`, `/readyz`, the status page's
 //!    sampler, reload;
 //! 10. [`cli`]: the command line and `chatload check`; the only place that turns results into exit
@@ -26,6 +27,7 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod e2e;
 pub mod measure;
 pub mod probes;
 pub mod report;

@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["measure"],
     &["report", "alerts"],
     &["store"],
-    &["traffic", "probes"],
+    &["traffic", "probes", "e2e"],
     &["daemon"],
     &["cli"],
 ];

@@ -313,12 +313,15 @@ fn check_probes(catalog: &Catalog, tree: &Table, key_path: &[String]) -> Result<
             (spec.parse)(&table.own)
         }
         [section, key, ..] if section == "slo" => {
-            if SloConfig::TRAFFIC_KEYS.contains(&key.as_str()) {
+            if SloConfig::TRAFFIC_KEYS.contains(&key.as_str())
+                || SloConfig::E2E_KEYS.contains(&key.as_str())
+            {
                 return Ok(());
             }
             let Some((_, spec)) = catalog.slos().find(|(_, s)| s.key == key) else {
                 let keys = SloConfig::TRAFFIC_KEYS
                     .into_iter()
+                    .chain(SloConfig::E2E_KEYS)
                     .chain(catalog.slos().map(|(_, s)| s.key))
                     .collect();
                 return Err(unknown(key, keys));

@@ -12,6 +12,7 @@
 mod backends;
 mod catalog;
 mod duration;
+mod e2e;
 mod live;
 mod load;
 mod model;
@@ -19,6 +20,7 @@ mod probes;
 mod rules;
 mod schedule;
 mod spec;
+pub mod template;
 mod traffic;
 mod validate;
 
@@ -30,6 +32,10 @@ pub use catalog::Catalog;
 #[cfg(test)]
 pub(crate) use catalog::testing;
 pub use duration::HumanDuration;
+pub use e2e::{
+    E2eConfig, E2eTemplates, E2eTlsConfig, PostConfig, QueueConfig, QueueKind, ReadConfig,
+    SubscribersConfig, VisibilityConfig, raise_nofile_limit,
+};
 pub use live::LiveConfig;
 pub use load::{ConfigError, load, load_str};
 pub use model::{

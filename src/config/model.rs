@@ -3,6 +3,7 @@
 
 use super::backends::{REDACTED, RedisConfig, ScyllaConfig, redact_url};
 use super::duration::HumanDuration;
+use super::e2e::E2eConfig;
 use super::probes::ProbesConfig;
 use super::spec::{SloSpec, SloValue};
 use super::traffic::TrafficConfig;
@@ -30,6 +31,8 @@ pub struct Config {
     pub slo: SloConfig,
     /// Position of this instance among replicas that share one total rate.
     pub instance: InstanceConfig,
+    /// The end-to-end canary of a chat service (off by default).
+    pub e2e: E2eConfig,
 }
 
 /// `[http]`
@@ -94,6 +97,40 @@ pub struct SloConfig {
     pub write_success: f64,
     /// Achieved write rate over target write rate (0–1).
     pub throughput_ratio: f64,
+    /// `[e2e]`: 95th percentile of message delivery latency per recipient, from the post's
+    /// scheduled start (lost deliveries count at `e2e.delivery_timeout`).
+    pub e2e_delivery_p95: HumanDuration,
+    /// `[e2e]`: 99th percentile of delivery latency.
+    pub e2e_delivery_p99: HumanDuration,
+    /// `[e2e]`: slowest delivery.
+    pub e2e_delivery_max: HumanDuration,
+    /// `[e2e]`: deliveries received over deliveries expected (0–1).
+    pub e2e_delivery_success: f64,
+    /// `[e2e]`: duplicate deliveries allowed in the window.
+    pub e2e_duplicates_max: f64,
+    /// `[e2e]`: out-of-order deliveries allowed in the window (along happens-before).
+    pub e2e_out_of_order_max: f64,
+    /// `[e2e]`: 95th percentile of WebSocket connect latency (dial, TLS, upgrade).
+    pub e2e_ws_connect_p95: HumanDuration,
+    /// `[e2e]`: 99th percentile of WebSocket connect latency.
+    pub e2e_ws_connect_p99: HumanDuration,
+    /// `[e2e]`: WebSocket connects that succeed (0–1).
+    pub e2e_ws_connect_success: f64,
+    /// `[e2e]`: time-averaged ready subscribers over the target count (0–1).
+    pub e2e_subscribers_ready: f64,
+    /// `[e2e]`: 95th percentile of API request latency (posts and reads), from the scheduled start.
+    pub e2e_api_p95: HumanDuration,
+    /// `[e2e]`: 99th percentile of API request latency.
+    pub e2e_api_p99: HumanDuration,
+    /// `[e2e]`: API requests that succeed (0–1).
+    pub e2e_api_success: f64,
+    /// `[e2e]`: acknowledged posts per second over the target post rate (0–1).
+    pub e2e_api_throughput_ratio: f64,
+    /// `[e2e]`: 95th percentile of the time from a post's scheduled start until it is readable
+    /// from the database.
+    pub e2e_visible_p95: HumanDuration,
+    /// `[e2e]`: deepest acceptable ingest queue.
+    pub e2e_queue_depth_max: f64,
     /// The probes' SLO thresholds, by key (see each probe's declaration).
     #[serde(flatten)]
     pub probes: BTreeMap<String, toml::Value>,
@@ -102,6 +139,26 @@ pub struct SloConfig {
 impl SloConfig {
     /// The keys of the traffic's SLOs.
     pub const TRAFFIC_KEYS: [&'static str; 3] = ["write_p99", "write_success", "throughput_ratio"];
+
+    /// The keys of the end-to-end canary's SLOs.
+    pub const E2E_KEYS: [&'static str; 16] = [
+        "e2e_delivery_p95",
+        "e2e_delivery_p99",
+        "e2e_delivery_max",
+        "e2e_delivery_success",
+        "e2e_duplicates_max",
+        "e2e_out_of_order_max",
+        "e2e_ws_connect_p95",
+        "e2e_ws_connect_p99",
+        "e2e_ws_connect_success",
+        "e2e_subscribers_ready",
+        "e2e_api_p95",
+        "e2e_api_p99",
+        "e2e_api_success",
+        "e2e_api_throughput_ratio",
+        "e2e_visible_p95",
+        "e2e_queue_depth_max",
+    ];
 
     /// The threshold set for the probe SLO `spec` (its default when `[slo]` does not set it).
     pub fn threshold(&self, spec: &SloSpec) -> SloValue {
@@ -118,6 +175,22 @@ impl Default for SloConfig {
             write_p99: HumanDuration::from_millis(5),
             write_success: 0.999,
             throughput_ratio: 0.95,
+            e2e_delivery_p95: HumanDuration::from_millis(200),
+            e2e_delivery_p99: HumanDuration::from_millis(500),
+            e2e_delivery_max: HumanDuration::from_secs(2),
+            e2e_delivery_success: 0.99,
+            e2e_duplicates_max: 0.0,
+            e2e_out_of_order_max: 0.0,
+            e2e_ws_connect_p95: HumanDuration::from_secs(1),
+            e2e_ws_connect_p99: HumanDuration::from_secs(2),
+            e2e_ws_connect_success: 0.99,
+            e2e_subscribers_ready: 0.99,
+            e2e_api_p95: HumanDuration::from_millis(500),
+            e2e_api_p99: HumanDuration::from_secs(1),
+            e2e_api_success: 0.99,
+            e2e_api_throughput_ratio: 0.95,
+            e2e_visible_p95: HumanDuration::from_millis(500),
+            e2e_queue_depth_max: 1000.0,
             probes: BTreeMap::new(),
         }
     }
@@ -151,6 +224,9 @@ impl Config {
             c.redis.password = REDACTED.into();
         }
         c.redis.url = redact_url(&c.redis.url);
+        if !c.e2e.auth_value.is_empty() {
+            c.e2e.auth_value = REDACTED.into();
+        }
         c
     }
 

@@ -259,6 +259,42 @@ impl Config {
             );
         }
         v.ratio("slo.throughput_ratio", s.throughput_ratio);
+        for (key, d) in [
+            ("e2e_delivery_p95", s.e2e_delivery_p95),
+            ("e2e_delivery_p99", s.e2e_delivery_p99),
+            ("e2e_delivery_max", s.e2e_delivery_max),
+            ("e2e_ws_connect_p95", s.e2e_ws_connect_p95),
+            ("e2e_ws_connect_p99", s.e2e_ws_connect_p99),
+            ("e2e_api_p95", s.e2e_api_p95),
+            ("e2e_api_p99", s.e2e_api_p99),
+            ("e2e_visible_p95", s.e2e_visible_p95),
+        ] {
+            v.positive(&format!("slo.{key}"), d);
+        }
+        for (key, r) in [
+            ("e2e_delivery_success", s.e2e_delivery_success),
+            ("e2e_ws_connect_success", s.e2e_ws_connect_success),
+            ("e2e_subscribers_ready", s.e2e_subscribers_ready),
+            ("e2e_api_success", s.e2e_api_success),
+            ("e2e_api_throughput_ratio", s.e2e_api_throughput_ratio),
+        ] {
+            v.ratio(&format!("slo.{key}"), r);
+        }
+        for (key, n) in [
+            ("e2e_duplicates_max", s.e2e_duplicates_max),
+            ("e2e_out_of_order_max", s.e2e_out_of_order_max),
+            ("e2e_queue_depth_max", s.e2e_queue_depth_max),
+        ] {
+            if !n.is_finite() || n < 0.0 || n.fract() != 0.0 {
+                v.fail(
+                    format!("slo.{key}"),
+                    format!("must be a whole number >= 0, got {n}"),
+                );
+            }
+        }
+
+        // [e2e]
+        c.e2e.validate(&mut v, super::e2e::nofile_hard_limit());
 
         // [instance]
         let i = &c.instance;
@@ -319,8 +355,8 @@ pub fn check_host_port(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A keyspace chatload may own: a lowercase CQL identifier, not a system keyspace.
-pub fn check_keyspace(ks: &str) -> Result<(), String> {
+/// A lowercase CQL identifier (a keyspace chatload only reads may be any).
+pub fn check_identifier(ks: &str) -> Result<(), String> {
     let mut chars = ks.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
     let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
@@ -329,6 +365,12 @@ pub fn check_keyspace(ks: &str) -> Result<(), String> {
             "must be a lowercase CQL identifier (a-z first, then a-z, 0-9, _; at most 48), got {ks:?}"
         ));
     }
+    Ok(())
+}
+
+/// A keyspace chatload may own: a lowercase CQL identifier, not a system keyspace.
+pub fn check_keyspace(ks: &str) -> Result<(), String> {
+    check_identifier(ks)?;
     if ks.starts_with("system") {
         return Err(format!(
             "{ks:?} is a system keyspace name; chatload only writes to a keyspace of its own"

@@ -248,6 +248,7 @@ fn interpolated(b: &BucketCounts) -> Percentiles {
         count: b.count,
         p50: q(0.5),
         p90: q(0.9),
+        p95: q(0.95),
         p99: q(0.99),
         p999: q(0.999),
         max: q(1.0),

@@ -3,6 +3,7 @@
 //! (HDR percentiles, bucket counts: [`stats`]), the SLO model that judges them ([`slo`]) and the
 //! heartbeat `/healthz` reads ([`health`]).
 
+pub mod e2e;
 pub mod health;
 pub mod metrics;
 pub mod record;

@@ -52,6 +52,8 @@ pub struct Percentiles {
     pub p50: f64,
     /// 90th percentile.
     pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
     /// 99th percentile.
     pub p99: f64,
     /// 99.9th percentile.
@@ -61,6 +63,19 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
+    /// The `q`-quantile among those kept (0.5, 0.9, 0.95, 0.99, 0.999, 1 for the maximum; the
+    /// next one above otherwise).
+    pub fn at(&self, q: f64) -> f64 {
+        match q {
+            q if q <= 0.5 => self.p50,
+            q if q <= 0.9 => self.p90,
+            q if q <= 0.95 => self.p95,
+            q if q <= 0.99 => self.p99,
+            q if q <= 0.999 => self.p999,
+            _ => self.max,
+        }
+    }
+
     /// Read the percentiles of an HDR histogram recorded in microseconds.
     pub fn of(h: &hdrhistogram::Histogram<u64>) -> Self {
         if h.is_empty() {
@@ -72,6 +87,7 @@ impl Percentiles {
             mean: h.mean() / 1e6,
             p50: s(h.value_at_quantile(0.5)),
             p90: s(h.value_at_quantile(0.9)),
+            p95: s(h.value_at_quantile(0.95)),
             p99: s(h.value_at_quantile(0.99)),
             p999: s(h.value_at_quantile(0.999)),
             max: s(h.max()),

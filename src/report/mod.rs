@@ -80,8 +80,7 @@ impl Measured {
                         probe.map_or_else(Default::default, |p| (p.buckets.clone(), p.latency))
                     }
                 };
-                let value =
-                    (hdr.count > 0).then_some(if quantile >= 1.0 { hdr.max } else { hdr.p99 });
+                let value = (hdr.count > 0).then_some(hdr.at(quantile));
                 Observed::Latency { buckets, value }
             }
             Indicator::Success { .. } => {
