@@ -27,6 +27,20 @@ pub fn stream_id(index: u64) -> Uuid {
     Uuid::from_u64_pair(STREAM_NAMESPACE, index)
 }
 
+/// High half of every channel id of the end-to-end canary: "chate2e-" in ASCII.
+const CHANNEL_NAMESPACE: u64 = u64::from_be_bytes(*b"chate2e-");
+
+/// The id of the canary's channel `index` (the same in every instance and every run, and never a
+/// traffic stream's).
+pub fn channel_id(index: u64) -> Uuid {
+    Uuid::from_u64_pair(CHANNEL_NAMESPACE, index)
+}
+
+/// The id of sender `index` of the pool.
+pub fn sender_id(index: u64) -> Uuid {
+    Uuid::from_u64_pair(SENDER_NAMESPACE, index)
+}
+
 /// The index of a traffic stream id, if it is one.
 pub fn stream_index(id: &Uuid) -> Option<u64> {
     let (high, low) = id.as_u64_pair();

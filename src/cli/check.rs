@@ -10,16 +10,20 @@
 use crate::config::instance_rate;
 use crate::config::{Config, HumanDuration};
 use crate::daemon::Daemon;
-use crate::report::text::{progress_line, render_text};
-use crate::report::{Measured, Report, evaluate, op_report, precision};
+use crate::measure::e2e::CHAT_API;
+use crate::report::text::{e2e_progress_line, progress_line, render_text};
+use crate::report::{E2eReport, Measured, Report, evaluate, op_report, precision};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How often progress is printed.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
-/// How long the database may take to answer before `check` gives up with exit code 3.
+/// How long the database (and the chat service, with `[e2e]`) may take to answer before `check`
+/// gives up with exit code 3.
 pub const CONNECT_WAIT: Duration = Duration::from_secs(30);
+/// Above this p99 of its receiving thread's wake-up lag, the canary's rows say it limited them.
+pub const CANARY_LIMITED: f64 = 0.005;
 
 /// Output format of the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -97,19 +101,70 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
         instance_rate(cfg.traffic.write_rate, &cfg),
         instance_rate(cfg.traffic.read_rate, &cfg),
     );
+    let e2e = daemon.e2e().cloned();
+    if let Some(canary) = &e2e {
+        let (posts, reads) = canary.rates();
+        eprintln!(
+            "chatload check: e2e canary against {} ({posts}/s posts, {reads}/s reads, {} subscribers)",
+            cfg.e2e.base_url,
+            canary.subscribers().1
+        );
+        let t0 = Instant::now();
+        while !canary.answered() {
+            if t0.elapsed() > CONNECT_WAIT {
+                eprintln!(
+                    "error: the chat service at e2e.base_url = {} did not answer within {}s; see the log above",
+                    cfg.e2e.base_url,
+                    CONNECT_WAIT.as_secs()
+                );
+                canary.halt();
+                stop(daemon).await;
+                return Verdict::Unreachable;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     tokio::time::sleep(warmup).await;
+    if let Some(canary) = &e2e {
+        // The measured window starts once 99 % of the subscribers are ready, waiting at most the
+        // time their connect timetable needs.
+        let (_, target) = canary.subscribers();
+        let wait = Duration::from_secs_f64(target as f64 / cfg.e2e.subscribers.connect_rate)
+            + Duration::from_secs(2);
+        let t0 = Instant::now();
+        while (canary.subscribers().0 as f64) < 0.99 * target as f64 && t0.elapsed() < wait {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (ready, _) = canary.subscribers();
+        if (ready as f64) < 0.99 * target as f64 {
+            eprintln!(
+                "warning: only {ready} of {target} subscribers ready after {}s; measuring anyway",
+                wait.as_secs()
+            );
+        }
+    }
     daemon.probes().reset();
     let metrics = daemon.metrics().clone();
     let start_snapshot = traffic.begin_window();
     let start_probes = daemon.probes().snapshot();
+    let start_e2e = e2e.as_ref().map(|c| c.begin_window());
     let start = Instant::now();
     let mut previous = (start, start_snapshot.clone());
+    let mut previous_e2e = start_e2e.clone().map(|s| (start, s));
     while start.elapsed() < duration {
         let left = duration.saturating_sub(start.elapsed());
         tokio::time::sleep(left.min(PROGRESS_EVERY)).await;
         let now = (Instant::now(), traffic.snapshot());
         eprintln!("{}", progress_line(&start_snapshot, &previous, &now, start));
         previous = now;
+        if let (Some(canary), Some(first), Some(prev)) = (&e2e, &start_e2e, &previous_e2e) {
+            let now = (Instant::now(), canary.snapshot());
+            eprintln!(
+                "{}",
+                e2e_progress_line(first, prev, &now, start, duration, canary.subscribers())
+            );
+            previous_e2e = Some(now);
+        }
     }
     let seconds = start.elapsed().as_secs_f64();
     // Stop scheduling and let the requests in flight finish, so that every operation made due in
@@ -117,6 +172,16 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
     if !traffic.stop().await {
         eprintln!("warning: requests were still in flight after traffic.drain_timeout");
     }
+    // The canary's posts wait for their delivery timeout, so every expected delivery is counted.
+    let e2e_window = match (&e2e, &start_e2e) {
+        (Some(canary), Some(first)) => {
+            if !canary.stop().await {
+                eprintln!("warning: e2e requests or deliveries were still pending at the end");
+            }
+            Some(canary.snapshot().minus_counts(first))
+        }
+        _ => None,
+    };
     let window = traffic.snapshot().minus_counts(&start_snapshot);
     let probes = daemon.probes().snapshot();
     let measured = Measured {
@@ -133,12 +198,29 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
             .collect(),
         seconds,
         target_write_rate: instance_rate(cfg.traffic.write_rate, &cfg),
+        e2e: e2e_window.clone(),
+        target_post_rate: e2e.as_ref().map_or(0.0, |c| c.rates().0),
     };
     let backends = metrics.backend_descriptions();
     let traffic_threads = daemon.traffic().threads();
     stop(daemon).await;
 
-    let slos = evaluate(&cfg, &measured);
+    let mut slos = evaluate(&cfg, &measured);
+    if let Some(w) = &e2e_window
+        && w.canary.rx_lag.p99 > CANARY_LIMITED
+    {
+        // The canary's own receiving thread was late: its latencies include that.
+        for row in slos.iter_mut().filter(|r| r.slo.starts_with("e2e_")) {
+            let note = format!(
+                "canary-limited: its receiving thread woke up {} late at p99",
+                crate::measure::stats::human_seconds(w.canary.rx_lag.p99)
+            );
+            row.note = Some(match row.note.take() {
+                Some(n) => format!("{n}; {note}"),
+                None => note,
+            });
+        }
+    }
     let report = Report {
         version: env!("CARGO_PKG_VERSION"),
         duration_seconds: seconds,
@@ -150,6 +232,15 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
         pass: slos.iter().all(|r| r.pass),
         slos,
         probes: measured.probes,
+        e2e: match (&e2e, &e2e_window) {
+            (Some(canary), Some(w)) => Some(E2eReport {
+                target_post_rate: canary.rates().0,
+                target_read_rate: canary.rates().1,
+                subscribers: canary.subscribers().1,
+                window: w.canary.clone(),
+            }),
+            _ => None,
+        },
         operations: vec![
             op_report(
                 "scylla",
@@ -172,7 +263,20 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
                 &start_snapshot.redis_write,
                 seconds,
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(
+            e2e_window
+                .iter()
+                .zip(start_e2e.iter())
+                .flat_map(|(w, first)| {
+                    [
+                        op_report(CHAT_API, "api_post", &w.post, &first.post, seconds),
+                        op_report(CHAT_API, "api_read", &w.read, &first.read, seconds),
+                    ]
+                }),
+        )
+        .collect(),
         schedule_lag: window.schedule_lag,
         precision: precision(),
         in_flight_at_start: [

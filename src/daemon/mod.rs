@@ -10,6 +10,7 @@ use self::http::HttpState;
 use self::reload::{ConfigSource, Reloader};
 use self::status::StatusBoard;
 use crate::config::{Config, LiveConfig};
+use crate::e2e::Canary;
 use crate::measure::health::Health;
 use crate::measure::metrics::Metrics;
 use crate::probes::{ProbeContext, ProbeScheduler};
@@ -44,6 +45,9 @@ pub enum StartError {
     /// The pacer thread could not be started.
     #[error("failed to start the pacer thread: {0}")]
     Pacer(std::io::Error),
+    /// The end-to-end canary could not be started.
+    #[error("{0}")]
+    E2e(#[from] crate::e2e::CanaryError),
 }
 
 /// A running daemon.
@@ -54,6 +58,7 @@ pub struct Daemon {
     redis: RedisBackend,
     traffic: Arc<Traffic>,
     probes: Arc<ProbeScheduler>,
+    e2e: Option<Arc<Canary>>,
     reloader: Arc<Reloader>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -109,6 +114,22 @@ impl Daemon {
         )
         .map_err(StartError::Pacer)?;
         let traffic = Arc::new(traffic);
+        let e2e = if config.e2e.enabled {
+            let canary = Arc::new(Canary::start(
+                &config,
+                &metrics,
+                scylla.clone(),
+                redis.clone(),
+            )?);
+            let (c, token) = (canary.clone(), shutdown.clone());
+            tracker.spawn(async move {
+                token.cancelled().await;
+                c.halt();
+            });
+            Some(canary)
+        } else {
+            None
+        };
         let live = LiveConfig::new(config.clone());
         let probe_context =
             ProbeContext::new(live.clone(), scylla.clone(), redis.clone(), metrics.clone());
@@ -122,6 +143,7 @@ impl Daemon {
             metrics.clone(),
             traffic.clone(),
             probes.clone(),
+            e2e.clone(),
         ));
         tracker.spawn(board.clone().run_sampler(shutdown.child_token()));
         let reloader = Arc::new(Reloader::new(
@@ -151,6 +173,7 @@ impl Daemon {
             redis,
             traffic,
             probes,
+            e2e,
             reloader,
             tracker,
             shutdown,
@@ -181,6 +204,11 @@ impl Daemon {
     /// The running traffic.
     pub fn traffic(&self) -> &Traffic {
         &self.traffic
+    }
+
+    /// The end-to-end canary, when `[e2e]` is enabled.
+    pub fn e2e(&self) -> Option<&Arc<Canary>> {
+        self.e2e.as_ref()
     }
 
     /// Reloads the configuration.

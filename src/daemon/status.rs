@@ -8,6 +8,8 @@
 //! [`crate::report::status_page`] renders what it builds.
 
 use crate::config::{Config, LiveConfig};
+use crate::e2e::Canary;
+use crate::measure::e2e::E2eView;
 use crate::measure::metrics::Metrics;
 use crate::measure::record::OpSnapshot;
 use crate::measure::slo::WINDOW;
@@ -47,6 +49,8 @@ struct Sample {
     /// The write latency histogram's buckets.
     buckets: BucketCounts,
     probes: BTreeMap<&'static str, ProbeSample>,
+    /// The canary's counters and buckets, when it runs.
+    e2e: Option<E2eView>,
 }
 
 /// Keeps the samples and builds [`Status`].
@@ -55,6 +59,7 @@ pub struct StatusBoard {
     metrics: Arc<Metrics>,
     traffic: Arc<Traffic>,
     probes: Arc<ProbeScheduler>,
+    e2e: Option<Arc<Canary>>,
     started: Instant,
     samples: Mutex<VecDeque<Sample>>,
 }
@@ -66,12 +71,14 @@ impl StatusBoard {
         metrics: Arc<Metrics>,
         traffic: Arc<Traffic>,
         probes: Arc<ProbeScheduler>,
+        e2e: Option<Arc<Canary>>,
     ) -> Self {
         Self {
             cfg,
             metrics,
             traffic,
             probes,
+            e2e,
             started: Instant::now(),
             samples: Mutex::new(VecDeque::with_capacity(KEEP + 1)),
         }
@@ -115,6 +122,7 @@ impl StatusBoard {
             outcomes,
             buckets,
             probes,
+            e2e: self.e2e.as_ref().map(|c| c.snapshot()),
         });
         while s.len() > KEEP {
             s.pop_front();
@@ -195,6 +203,7 @@ impl StatusBoard {
         let last_results = self.probes.snapshot();
         let mut measured = Measured {
             target_write_rate: crate::config::instance_rate(cfg.traffic.write_rate, cfg),
+            target_post_rate: self.e2e.as_ref().map_or(0.0, |c| c.rates().0),
             ..Default::default()
         };
         let (Some(first), Some(last)) = (window_start(samples), samples.last()) else {
@@ -214,6 +223,7 @@ impl StatusBoard {
             scylla_write: w,
             ..Default::default()
         };
+        measured.e2e = e2e_window(samples, first, last);
         for (name, now) in &last.probes {
             let before = first.probes.get(name).cloned().unwrap_or_default();
             let buckets = now.buckets.minus(&before.buckets);
@@ -239,6 +249,26 @@ impl StatusBoard {
         }
         measured
     }
+}
+
+/// The canary over the window between `first` and `last`: counts and buckets subtracted,
+/// percentiles interpolated, the deepest queue read among the samples.
+fn e2e_window(samples: &[Sample], first: &Sample, last: &Sample) -> Option<E2eView> {
+    let (a, b) = (first.e2e.as_ref()?, last.e2e.as_ref()?);
+    let mut w = b.minus_counts(a);
+    let c = &mut w.canary;
+    c.delivery = interpolated(&c.delivery_buckets);
+    c.ws_connect = interpolated(&c.ws_connect_buckets);
+    c.visible = interpolated(&c.visible_buckets);
+    c.api = interpolated(&w.post.buckets.plus(&w.read.buckets));
+    c.queue_depth_max = samples
+        .iter()
+        .filter(|s| s.at >= first.at)
+        .filter_map(|s| s.e2e.as_ref())
+        .filter(|e| e.canary.queue_up)
+        .filter_map(|e| e.canary.queue_depth)
+        .reduce(f64::max);
+    Some(w)
 }
 
 /// Percentiles interpolated in buckets (the status page has no HDR histogram over a window).

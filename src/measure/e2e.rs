@@ -666,6 +666,28 @@ impl E2eMetrics {
     }
 }
 
+/// Everything the canary measured: its own families and its two API ops.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct E2eView {
+    /// Deliveries, subscribers, visibility, the queue.
+    pub canary: E2eSnapshot,
+    /// `api_post`.
+    pub post: super::record::OpSnapshot,
+    /// `api_read`.
+    pub read: super::record::OpSnapshot,
+}
+
+impl E2eView {
+    /// Counts since `earlier`.
+    pub fn minus_counts(&self, earlier: &E2eView) -> E2eView {
+        E2eView {
+            canary: self.canary.minus_counts(&earlier.canary),
+            post: self.post.minus_counts(&earlier.post),
+            read: self.read.minus_counts(&earlier.read),
+        }
+    }
+}
+
 /// The bucket bounds of the e2e histograms for these thresholds: [`E2E_BUCKETS`] plus each.
 pub fn e2e_buckets(thresholds: &[f64]) -> Vec<f64> {
     let mut b = E2E_BUCKETS.to_vec();

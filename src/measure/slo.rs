@@ -33,27 +33,53 @@ pub enum Indicator {
     Latency {
         /// The histogram's name (without `_bucket`).
         metric: &'static str,
-        /// Its label selector.
+        /// Its label selector (may be empty).
         selector: &'static str,
         /// The labels PromQL keeps when it aggregates (`job`, plus `probe` for a probe).
         by: &'static str,
         /// 0.99 for a p99, 1.0 for a maximum.
         quantile: f64,
     },
-    /// Successful operations over the operations counted (`chatload_operations_total`) is at least
-    /// the threshold.
+    /// Events with `outcome="ok"` over all events of a counter is at least the threshold.
     Success {
-        /// The label selector of `chatload_operations_total`.
+        /// The counter (`chatload_operations_total`, `chatload_e2e_deliveries_total`, …).
+        metric: &'static str,
+        /// Its label selector (may be empty).
         selector: &'static str,
     },
-    /// Successful writes per second over the target write rate is at least the threshold.
-    Throughput,
+    /// Successful operations per second over the target rate of `op` is at least the threshold.
+    Throughput {
+        /// The label selector of `chatload_operations_total`.
+        selector: &'static str,
+        /// The `op` label of `chatload_target_rate`.
+        op: &'static str,
+    },
     /// The absolute value of a gauge that a probe sets is at most the threshold.
     Gauge {
         /// The gauge.
         metric: &'static str,
         /// Its label selector.
         selector: &'static str,
+    },
+    /// The highest value a gauge took in the window is at most the threshold (no successful
+    /// reading in the window: no data).
+    GaugeMax {
+        /// The gauge.
+        metric: &'static str,
+    },
+    /// Events counted in the window are at most the threshold.
+    Count {
+        /// The counter.
+        metric: &'static str,
+        /// Its label selector.
+        selector: &'static str,
+    },
+    /// One counter's increase over another's (a time-weighted share) is at least the threshold.
+    Share {
+        /// The part.
+        good: &'static str,
+        /// The whole.
+        total: &'static str,
     },
     /// A probe's own check (which compares a gauge with the threshold) never failed; the gauge is
     /// shown as the measured value.
@@ -65,6 +91,12 @@ pub enum Indicator {
     },
 }
 
+/// `{a,b}` without empty parts.
+pub fn selector(parts: &[&str]) -> String {
+    let parts: Vec<&str> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    format!("{{{}}}", parts.join(","))
+}
+
 /// One SLO.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slo {
@@ -74,15 +106,20 @@ pub struct Slo {
     pub indicator: Indicator,
     /// The configured threshold: seconds for latencies and TTL, a ratio otherwise.
     pub threshold: f64,
-    /// The probe that measures it (`None`: the traffic). A disabled probe's SLOs are not judged.
+    /// The probe that measures it (`None`: the traffic or the canary). A disabled probe's SLOs
+    /// are not judged.
     pub probe: Option<&'static str>,
+    /// Whether the end-to-end canary measures it (judged only with `[e2e]` enabled).
+    pub e2e: bool,
 }
 
 impl Slo {
     /// `seconds` or `ratio`.
     pub fn unit(&self) -> &'static str {
         match self.indicator {
-            Indicator::Latency { .. } | Indicator::Gauge { .. } => "seconds",
+            Indicator::Latency { .. } => "seconds",
+            Indicator::Gauge { .. } if self.probe.is_some() => "seconds",
+            Indicator::GaugeMax { .. } | Indicator::Count { .. } => "count",
             _ => "ratio",
         }
     }
@@ -90,7 +127,9 @@ impl Slo {
     /// `max` (measured must be ≤ threshold) or `min` (≥).
     pub fn bound(&self) -> &'static str {
         match self.indicator {
-            Indicator::Success { .. } | Indicator::Throughput => "min",
+            Indicator::Success { .. } | Indicator::Throughput { .. } | Indicator::Share { .. } => {
+                "min"
+            }
             _ => "max",
         }
     }
@@ -114,11 +153,14 @@ impl Slo {
                 by,
                 ..
             } => Some(format!(
-                "1 - sum by ({by}) (rate({metric}_bucket{{{selector},le=\"{le}\"}}[{window}])) / sum by ({by}) (rate({metric}_count{{{selector}}}[{window}]))",
-                le = self.threshold
+                "1 - sum by ({by}) (rate({metric}_bucket{bucket}[{window}])) / sum by ({by}) (rate({metric}_count{all}[{window}]))",
+                bucket = self::selector(&[selector, &format!("le=\"{}\"", self.threshold)]),
+                all = self::selector(&[selector]),
             )),
-            Indicator::Success { selector } => Some(format!(
-                "sum by (job) (rate(chatload_operations_total{{{selector},outcome!=\"ok\"}}[{window}])) / sum by (job) (rate(chatload_operations_total{{{selector}}}[{window}]))"
+            Indicator::Success { metric, selector } => Some(format!(
+                "sum by (job) (rate({metric}{bad}[{window}])) / sum by (job) (rate({metric}{all}[{window}]))",
+                bad = self::selector(&[selector, "outcome!=\"ok\""]),
+                all = self::selector(&[selector]),
             )),
             _ => None,
         }
@@ -153,7 +195,7 @@ impl Slo {
                 ratio_at_least(self.threshold, *good, *total)
             }
             (
-                Indicator::Throughput,
+                Indicator::Throughput { .. },
                 Observed::Throughput {
                     ok,
                     seconds,
@@ -170,11 +212,29 @@ impl Slo {
                     note: None,
                 }
             }
-            (Indicator::Gauge { .. }, Observed::Gauge(Some(v))) => Judgement {
-                measured: Some(v.abs()),
-                pass: v.abs() <= self.threshold,
+            (Indicator::Gauge { .. } | Indicator::GaugeMax { .. }, Observed::Gauge(Some(v))) => {
+                Judgement {
+                    measured: Some(v.abs()),
+                    pass: v.abs() <= self.threshold,
+                    note: None,
+                }
+            }
+            (Indicator::Count { .. }, Observed::Count(n)) => Judgement {
+                measured: Some(*n as f64),
+                pass: *n as f64 <= self.threshold,
                 note: None,
             },
+            (Indicator::Share { .. }, Observed::Share { part, whole }) => {
+                if *whole <= 0.0 {
+                    return Judgement::no_data("nothing targeted in the window".into());
+                }
+                let r = part / whole;
+                Judgement {
+                    measured: Some(r),
+                    pass: r >= self.threshold,
+                    note: None,
+                }
+            }
             (
                 Indicator::ProbeCheck { check, .. },
                 Observed::Check {
@@ -224,8 +284,18 @@ pub enum Observed {
         /// Writes per second intended.
         target_rate: f64,
     },
-    /// The gauge a probe set in the window (`None`: no run measured it).
+    /// The gauge a probe set in the window, or the highest value it took (`None`: nothing
+    /// measured it).
     Gauge(Option<f64>),
+    /// Events counted in the window.
+    Count(u64),
+    /// A time-weighted part of a whole.
+    Share {
+        /// The part.
+        part: f64,
+        /// The whole.
+        whole: f64,
+    },
     /// A probe check: the gauge it compares and how often it failed in the window.
     Check {
         /// The gauge (`None`: no run measured it).
@@ -289,18 +359,27 @@ pub fn all(cfg: &Config) -> Vec<Slo> {
             },
             threshold: s.write_p99.get().as_secs_f64(),
             probe: None,
+            e2e: false,
         },
         Slo {
             name: "write_success",
-            indicator: Indicator::Success { selector: WRITES },
+            indicator: Indicator::Success {
+                metric: OPERATIONS,
+                selector: WRITES,
+            },
             threshold: s.write_success,
             probe: None,
+            e2e: false,
         },
         Slo {
             name: "throughput_ratio",
-            indicator: Indicator::Throughput,
+            indicator: Indicator::Throughput {
+                selector: WRITES,
+                op: "write",
+            },
             threshold: s.throughput_ratio,
             probe: None,
+            e2e: false,
         },
     ];
     let catalog = cfg.probes.catalog();
@@ -318,8 +397,142 @@ pub fn all(cfg: &Config) -> Vec<Slo> {
         },
         threshold: cfg.slo.threshold(spec).get(),
         probe: Some(probe.name),
+        e2e: false,
     }));
+    slos.extend(e2e_slos(cfg));
     slos
+}
+
+/// The canary's delivery latency.
+pub const DELIVERY: &str = "chatload_e2e_delivery_seconds";
+/// The canary's WebSocket connect latency.
+pub const WS_CONNECT: &str = "chatload_e2e_ws_connect_seconds";
+/// The canary's database visibility latency.
+pub const VISIBLE: &str = "chatload_e2e_visible_seconds";
+/// Operations of the traffic and the canary's API requests.
+pub const OPERATIONS: &str = "chatload_operations_total";
+/// The selector of the canary's API requests.
+pub const API: &str = r#"backend="chat_api""#;
+/// The selector of the canary's posts.
+pub const API_POSTS: &str = r#"backend="chat_api",op="api_post""#;
+
+/// The end-to-end canary's SLOs.
+fn e2e_slos(cfg: &Config) -> Vec<Slo> {
+    let s = &cfg.slo;
+    let secs = |d: crate::config::HumanDuration| d.get().as_secs_f64();
+    let latency = |metric, selector, quantile| Indicator::Latency {
+        metric,
+        selector,
+        by: "job",
+        quantile,
+    };
+    let op_latency = |q| latency("chatload_operation_duration_seconds", API, q);
+    [
+        (
+            "e2e_delivery_p95",
+            latency(DELIVERY, "", 0.95),
+            secs(s.e2e_delivery_p95),
+        ),
+        (
+            "e2e_delivery_p99",
+            latency(DELIVERY, "", 0.99),
+            secs(s.e2e_delivery_p99),
+        ),
+        (
+            "e2e_delivery_max",
+            latency(DELIVERY, "", 1.0),
+            secs(s.e2e_delivery_max),
+        ),
+        (
+            "e2e_delivery_success",
+            Indicator::Success {
+                metric: "chatload_e2e_deliveries_total",
+                selector: "",
+            },
+            s.e2e_delivery_success,
+        ),
+        (
+            "e2e_duplicates_max",
+            Indicator::Count {
+                metric: "chatload_e2e_anomalies_total",
+                selector: r#"kind="duplicate""#,
+            },
+            s.e2e_duplicates_max,
+        ),
+        (
+            "e2e_out_of_order_max",
+            Indicator::Count {
+                metric: "chatload_e2e_anomalies_total",
+                selector: r#"kind="out_of_order""#,
+            },
+            s.e2e_out_of_order_max,
+        ),
+        (
+            "e2e_ws_connect_p95",
+            latency(WS_CONNECT, "", 0.95),
+            secs(s.e2e_ws_connect_p95),
+        ),
+        (
+            "e2e_ws_connect_p99",
+            latency(WS_CONNECT, "", 0.99),
+            secs(s.e2e_ws_connect_p99),
+        ),
+        (
+            "e2e_ws_connect_success",
+            Indicator::Success {
+                metric: "chatload_e2e_ws_connects_total",
+                selector: "",
+            },
+            s.e2e_ws_connect_success,
+        ),
+        (
+            "e2e_subscribers_ready",
+            Indicator::Share {
+                good: "chatload_e2e_subscriber_ready_seconds_total",
+                total: "chatload_e2e_subscriber_target_seconds_total",
+            },
+            s.e2e_subscribers_ready,
+        ),
+        ("e2e_api_p95", op_latency(0.95), secs(s.e2e_api_p95)),
+        ("e2e_api_p99", op_latency(0.99), secs(s.e2e_api_p99)),
+        (
+            "e2e_api_success",
+            Indicator::Success {
+                metric: OPERATIONS,
+                selector: API,
+            },
+            s.e2e_api_success,
+        ),
+        (
+            "e2e_api_throughput_ratio",
+            Indicator::Throughput {
+                selector: API_POSTS,
+                op: "api_post",
+            },
+            s.e2e_api_throughput_ratio,
+        ),
+        (
+            "e2e_visible_p95",
+            latency(VISIBLE, "", 0.95),
+            secs(s.e2e_visible_p95),
+        ),
+        (
+            "e2e_queue_depth_max",
+            Indicator::GaugeMax {
+                metric: "chatload_e2e_queue_depth",
+            },
+            s.e2e_queue_depth_max,
+        ),
+    ]
+    .into_iter()
+    .map(|(name, indicator, threshold)| Slo {
+        name,
+        indicator,
+        threshold,
+        probe: None,
+        e2e: true,
+    })
+    .collect()
 }
 
 /// The SLOs that are judged: those of the traffic and of enabled probes.
@@ -330,17 +543,32 @@ pub fn slos(cfg: &Config) -> Vec<Slo> {
         .filter(|(_, p)| p.enabled)
         .map(|(n, _)| n)
         .collect();
+    let e = &cfg.e2e;
     all(cfg)
         .into_iter()
         .filter(|s| s.probe.is_none_or(|p| enabled.contains(&p)))
+        .filter(|s| {
+            !s.e2e
+                || (e.enabled
+                    && (s.name != "e2e_visible_p95" || e.visibility.enabled)
+                    && (s.name != "e2e_queue_depth_max" || e.queue.enabled))
+        })
         .collect()
 }
 
-/// The latency bucket bounds for `cfg`: [`LATENCY_BUCKETS`] plus every latency threshold.
+/// Whether `slo` judges one of the histograms with [`latency_buckets`] (the operations' and the
+/// probes'; the canary's own have theirs, [`crate::measure::e2e::E2E_BUCKETS`]).
+fn on_latency_buckets(slo: &Slo) -> bool {
+    matches!(slo.indicator, Indicator::Latency { metric, .. }
+        if metric == "chatload_operation_duration_seconds" || metric == "chatload_probe_duration_seconds")
+}
+
+/// The latency bucket bounds for `cfg`: [`LATENCY_BUCKETS`] plus every latency threshold judged
+/// on them.
 pub fn latency_buckets(cfg: &Config) -> Vec<f64> {
     let mut b = LATENCY_BUCKETS.to_vec();
     for slo in all(cfg) {
-        if matches!(slo.indicator, Indicator::Latency { .. }) && !has_bound(&b, slo.threshold) {
+        if on_latency_buckets(&slo) && !has_bound(&b, slo.threshold) {
             b.push(slo.threshold);
         }
     }
@@ -353,7 +581,7 @@ pub fn latency_buckets(cfg: &Config) -> Vec<f64> {
 pub fn thresholds_outside(cfg: &Config, buckets: &[f64]) -> Vec<String> {
     all(cfg)
         .into_iter()
-        .filter(|s| matches!(s.indicator, Indicator::Latency { .. }))
+        .filter(on_latency_buckets)
         .filter(|s| !has_bound(buckets, s.threshold))
         .map(|s| format!("slo.{} = {}", s.name, human_seconds(s.threshold)))
         .collect()

@@ -10,6 +10,7 @@ pub mod status_page;
 pub mod text;
 
 use crate::config::Config;
+use crate::measure::e2e::{E2eSnapshot, E2eView};
 use crate::measure::record::{OpSnapshot, Outcome};
 use crate::measure::slo::{self, Indicator, Judgement, Observed, Slo};
 use crate::measure::snapshot::ProbeSnapshot;
@@ -63,11 +64,21 @@ pub struct Measured {
     pub seconds: f64,
     /// Target write rate of this instance.
     pub target_write_rate: f64,
+    /// The end-to-end canary over the window (`None`: it does not run).
+    pub e2e: Option<E2eView>,
+    /// Target post rate of this instance's canary.
+    pub target_post_rate: f64,
 }
 
 impl Measured {
     /// What this window observed for `slo`.
     pub fn observed(&self, slo: &Slo) -> Observed {
+        if slo.e2e {
+            return self
+                .e2e
+                .as_ref()
+                .map_or(Observed::Nothing, |e| e2e_observed(e, slo, self));
+        }
         let probe = slo.probe.and_then(|p| self.probes.get(p));
         match slo.indicator {
             Indicator::Latency { quantile, .. } => {
@@ -90,7 +101,7 @@ impl Measured {
                     total: w.total(),
                 }
             }
-            Indicator::Throughput => Observed::Throughput {
+            Indicator::Throughput { .. } => Observed::Throughput {
                 ok: self.traffic.scylla_write.get(Outcome::Ok),
                 seconds: self.seconds,
                 target_rate: self.target_write_rate,
@@ -102,7 +113,59 @@ impl Measured {
                     .and_then(|p| p.check_failures.get(check).copied())
                     .unwrap_or(0),
             },
+            _ => Observed::Nothing,
         }
+    }
+}
+
+/// What the canary's window observed for one of its SLOs.
+fn e2e_observed(e: &E2eView, slo: &Slo, m: &Measured) -> Observed {
+    use crate::measure::slo::{DELIVERY, VISIBLE, WS_CONNECT};
+    let c = &e.canary;
+    match slo.indicator {
+        Indicator::Latency {
+            metric, quantile, ..
+        } => {
+            let (buckets, hdr) = match metric {
+                DELIVERY => (c.delivery_buckets.clone(), c.delivery),
+                WS_CONNECT => (c.ws_connect_buckets.clone(), c.ws_connect),
+                VISIBLE => (c.visible_buckets.clone(), c.visible),
+                _ => (e.post.buckets.plus(&e.read.buckets), c.api),
+            };
+            let value = (hdr.count > 0).then_some(hdr.at(quantile));
+            Observed::Latency { buckets, value }
+        }
+        Indicator::Success { metric, .. } => {
+            let (good, total) = match metric {
+                "chatload_e2e_deliveries_total" => {
+                    (E2eSnapshot::count(&c.deliveries, "ok"), c.expected())
+                }
+                "chatload_e2e_ws_connects_total" => (
+                    E2eSnapshot::count(&c.ws_connects, "ok"),
+                    c.ws_connects.values().sum(),
+                ),
+                _ => (
+                    e.post.get(Outcome::Ok) + e.read.get(Outcome::Ok),
+                    e.post.total() + e.read.total(),
+                ),
+            };
+            Observed::Ratio { good, total }
+        }
+        Indicator::Throughput { .. } => Observed::Throughput {
+            ok: e.post.get(Outcome::Ok),
+            seconds: m.seconds,
+            target_rate: m.target_post_rate,
+        },
+        Indicator::Count { selector, .. } => {
+            let kind = selector.trim_start_matches("kind=\"").trim_end_matches('"');
+            Observed::Count(E2eSnapshot::count(&c.anomalies, kind))
+        }
+        Indicator::Share { .. } => Observed::Share {
+            part: c.ready_seconds,
+            whole: c.target_seconds,
+        },
+        Indicator::GaugeMax { .. } => Observed::Gauge(c.queue_depth_max),
+        _ => Observed::Nothing,
     }
 }
 
@@ -181,8 +244,25 @@ pub struct Report {
     pub precision: String,
     /// Operations in flight when the window began (made due before it, counted in it).
     pub in_flight_at_start: u64,
+    /// The end-to-end canary, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e2e: Option<E2eReport>,
     /// Every SLO passed.
     pub pass: bool,
+}
+
+/// What the end-to-end canary measured in the window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct E2eReport {
+    /// Posts per second this instance started.
+    pub target_post_rate: f64,
+    /// Reads per second.
+    pub target_read_rate: f64,
+    /// Subscribers held (target).
+    pub subscribers: usize,
+    /// Counts, percentiles and the queue over the window (posts still pending at its end were
+    /// waited for, so every expected delivery is counted).
+    pub window: E2eSnapshot,
 }
 
 /// Judge the measured window against the SLO model of `cfg` (see [`crate::measure::slo`]): one row per

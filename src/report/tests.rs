@@ -301,6 +301,7 @@ fn text_report_marks_failed_rows_and_says_how_precise_it_is() {
         schedule_lag: Percentiles::default(),
         precision: precision(),
         in_flight_at_start: 0,
+        e2e: None,
     };
     let text = text::render_text(&r);
     assert!(

@@ -1,6 +1,7 @@
 //! The check report as a table for people, and the progress line `chatload check` prints.
 
 use super::Report;
+use crate::measure::e2e::{E2eSnapshot, E2eView};
 use crate::measure::record::{OpSnapshot, Outcome};
 use crate::measure::snapshot::TrafficSnapshot;
 use crate::measure::stats::human_seconds;
@@ -43,9 +44,49 @@ pub fn progress_line(
     )
 }
 
+/// The canary's progress: `[15s/60s ETA 45s] post 100.0/s ok 100% | read 200.0/s | delivered
+/// 99.98% p95 14ms | ws 200/200 | queue 3`.
+pub fn e2e_progress_line(
+    first: &E2eView,
+    (t_prev, prev): &(Instant, E2eView),
+    (t_now, now): &(Instant, E2eView),
+    start: Instant,
+    duration: std::time::Duration,
+    (ready, target): (usize, usize),
+) -> String {
+    let secs = (*t_now - *t_prev).as_secs_f64().max(1e-9);
+    let elapsed = (*t_now - start).as_secs_f64();
+    let per_s = |a: &OpSnapshot, b: &OpSnapshot| a.total().saturating_sub(b.total()) as f64 / secs;
+    let window = now.minus_counts(first);
+    let pct = |good: u64, total: u64| {
+        if total == 0 {
+            "n/a".to_string()
+        } else {
+            format!("{:.2}%", good as f64 * 100.0 / total as f64)
+        }
+    };
+    let c = &window.canary;
+    let queue = match (c.queue_up, c.queue_depth) {
+        (true, Some(d)) => format!("{d:.0}"),
+        (false, Some(d)) => format!("unknown (last {d:.0})"),
+        _ => "unknown".into(),
+    };
+    format!(
+        "[{elapsed:.0}s/{:.0}s ETA {:.0}s] post {:.1}/s ok {} | read {:.1}/s | delivered {} p95 {} | ws {ready}/{target} | queue {queue}",
+        duration.as_secs_f64(),
+        (duration.as_secs_f64() - elapsed).max(0.0),
+        per_s(&now.post, &prev.post),
+        pct(window.post.get(Outcome::Ok), window.post.total()),
+        per_s(&now.read, &prev.read),
+        pct(E2eSnapshot::count(&c.deliveries, "ok"), c.expected()),
+        human_seconds(c.delivery.p95),
+    )
+}
+
 fn human(value: f64, unit: &str) -> String {
     match unit {
         "seconds" => human_seconds(value),
+        "count" => format!("{value:.0}"),
         _ => format!("{:.3} %", value * 100.0),
     }
 }
@@ -150,6 +191,50 @@ pub fn render_text(r: &Report) -> String {
             human_seconds(l.p99),
             human_seconds(l.p999),
             human_seconds(l.max),
+        );
+    }
+    if let Some(e) = &r.e2e {
+        let w = &e.window;
+        let list = |m: &std::collections::BTreeMap<&'static str, u64>| {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "\ne2e canary: {}/s posts, {}/s reads, {} subscribers",
+            e.target_post_rate, e.target_read_rate, e.subscribers
+        );
+        let _ = writeln!(
+            out,
+            "  deliveries expected {}: {}",
+            w.expected(),
+            list(&w.deliveries)
+        );
+        let _ = writeln!(out, "  messages by fan-out: {}", list(&w.messages));
+        let _ = writeln!(out, "  anomalies: {}", list(&w.anomalies));
+        let _ = writeln!(
+            out,
+            "  delivery from the schedule: p50 {}, p95 {}, p99 {}, max {}",
+            human_seconds(w.delivery.p50),
+            human_seconds(w.delivery.p95),
+            human_seconds(w.delivery.p99),
+            human_seconds(w.delivery.max)
+        );
+        let _ = writeln!(
+            out,
+            "  websocket connects: {}; disconnects: {}",
+            list(&w.ws_connects),
+            list(&w.ws_disconnects)
+        );
+        let _ = writeln!(
+            out,
+            "  database read-back: {}; reads: {}; deepest queue {}",
+            list(&w.visibility),
+            list(&w.reads),
+            w.queue_depth_max
+                .map_or_else(|| "unknown".to_string(), |d| format!("{d:.0}"))
         );
     }
     let _ = writeln!(

@@ -2,6 +2,7 @@
 //! and nothing measured passes nothing.
 
 use super::*;
+use crate::config::SloConfig;
 use crate::config::HumanDuration;
 use crate::measure::stats::tests::histogram;
 
@@ -128,6 +129,7 @@ fn nothing_is_judged_pass_without_data() {
 fn units_and_bounds() {
     let got: Vec<(&str, &str, &str)> = all(&defaults())
         .iter()
+        .filter(|s| !s.e2e)
         .map(|s| (s.name, s.unit(), s.bound()))
         .collect();
     assert_eq!(
@@ -203,7 +205,7 @@ fn objectives_are_exported_as_configured() {
     ] {
         assert!(text.contains(line), "{line}");
     }
-    assert_eq!(text.matches("chatload_slo_objective{").count(), 7);
+    assert_eq!(text.matches("chatload_slo_objective{").count(), 7 + 16);
 }
 
 #[test]
@@ -213,7 +215,49 @@ fn disabled_probes_have_no_slos() {
     let names: Vec<_> = slos(&cfg).iter().map(|s| s.name).collect();
     assert!(!names.contains(&"echo_max") && !names.contains(&"echo_p99"));
     assert!(names.contains(&"write_p99") && names.contains(&"count_cv"));
-    assert_eq!(all(&cfg).len(), 7);
+    assert_eq!(all(&cfg).len(), 7 + 16);
+    assert!(
+        names.iter().all(|n| !n.starts_with("e2e_")),
+        "the canary's SLOs are judged only when it runs: {names:?}"
+    );
+    cfg.e2e.enabled = true;
+    cfg.e2e.queue.enabled = false;
+    let names: Vec<_> = slos(&cfg).iter().map(|s| s.name).collect();
+    assert_eq!(names.iter().filter(|n| n.starts_with("e2e_")).count(), 15);
+    assert!(!names.contains(&"e2e_queue_depth_max"));
+}
+
+#[test]
+fn the_canarys_slos_have_their_units_and_promql() {
+    let cfg = defaults();
+    let got: Vec<(&str, &str, &str)> = all(&cfg)
+        .iter()
+        .filter(|s| s.e2e)
+        .map(|s| (s.name, s.unit(), s.bound()))
+        .collect();
+    assert_eq!(got.len(), SloConfig::E2E_KEYS.len());
+    for (key, (name, _, _)) in SloConfig::E2E_KEYS.iter().zip(&got) {
+        assert_eq!(key, name, "E2E_KEYS lists the model's keys in order");
+    }
+    assert!(got.contains(&("e2e_delivery_success", "ratio", "min")));
+    assert!(got.contains(&("e2e_duplicates_max", "count", "max")));
+    assert!(got.contains(&("e2e_delivery_p95", "seconds", "max")));
+    let q = slo(&cfg, "e2e_delivery_p95").bad_ratio_promql("5m").unwrap();
+    assert_eq!(
+        q,
+        r#"1 - sum by (job) (rate(chatload_e2e_delivery_seconds_bucket{le="0.2"}[5m])) / sum by (job) (rate(chatload_e2e_delivery_seconds_count{}[5m]))"#
+    );
+    let q = slo(&cfg, "e2e_delivery_success").bad_ratio_promql("5m").unwrap();
+    assert!(q.contains(r#"chatload_e2e_deliveries_total{outcome!="ok"}"#), "{q}");
+    // The canary's thresholds do not change the operations' bucket layout.
+    assert_eq!(latency_buckets(&cfg).len(), latency_buckets(&defaults_without_e2e_slos()).len());
+}
+
+fn defaults_without_e2e_slos() -> crate::config::Config {
+    let mut cfg = defaults();
+    cfg.slo.e2e_delivery_p95 = cfg.slo.write_p99;
+    cfg.slo.e2e_delivery_max = cfg.slo.write_p99;
+    cfg
 }
 
 #[test]
