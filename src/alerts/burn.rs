@@ -5,7 +5,8 @@ use super::rules::{Alerts, budget, num, pct};
 use crate::config::Config;
 use crate::measure::slo::Slo;
 
-/// A fast (pages) and a slow (ticket) burn-rate alert for each write SLO's 30-day error budget.
+/// A fast (pages) and a slow (ticket) burn-rate alert for each write SLO's 30-day error budget,
+/// and the canary's delivery success.
 pub(super) fn alerts(cfg: &Config, model: &[Slo], a: &mut Alerts) {
     let s = &cfg.slo;
     for (sli, slo, what, slug, target) in [
@@ -22,6 +23,16 @@ pub(super) fn alerts(cfg: &Config, model: &[Slo], a: &mut Alerts) {
             "write latency",
             "WriteLatencyBudget",
             format!("99 % of writes within {}", s.write_p99),
+        ),
+        (
+            "e2e_delivery_lost",
+            "e2e_delivery_success",
+            "message delivery",
+            "E2EDeliveryBudget",
+            format!(
+                "{} of expected deliveries arrive",
+                pct(s.e2e_delivery_success)
+            ),
         ),
     ] {
         let b = num(budget(model, slo));

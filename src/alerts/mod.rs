@@ -20,6 +20,7 @@
 //! `config/chatload.toml`.
 
 mod burn;
+mod e2e;
 mod rules;
 mod sli;
 mod threshold;
@@ -44,6 +45,19 @@ pub fn generate(cfg: &Config, runbook_base: &str) -> String {
         catalog
             .slos()
             .map(|(_, slo)| format!("{} {}", slo.key, cfg.slo.threshold(slo))),
+    )
+    .chain(
+        slo::all(cfg)
+            .into_iter()
+            .filter(|x| x.e2e)
+            .map(|x| match x.unit() {
+                "seconds" => format!(
+                    "{} {}",
+                    x.name,
+                    crate::config::HumanDuration(std::time::Duration::from_secs_f64(x.threshold))
+                ),
+                _ => format!("{} {}", x.name, num(x.threshold)),
+            }),
     )
     .collect();
     let mut header = String::from(
@@ -89,6 +103,7 @@ fn rule_file(cfg: &Config, runbook_base: &str) -> RuleFile {
     };
     threshold::alerts(cfg, &model, &mut alerts);
     burn::alerts(cfg, &model, &mut alerts);
+    e2e::alerts(cfg, &model, &mut alerts);
     RuleFile {
         groups: vec![
             RuleGroup {

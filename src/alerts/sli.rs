@@ -12,6 +12,7 @@ pub(super) fn recording_rules(model: &[Slo]) -> Vec<Rule> {
         for (sli, slo) in [
             ("write_errors", "write_success"),
             ("write_slow", "write_p99"),
+            ("e2e_delivery_lost", "e2e_delivery_success"),
         ] {
             let expr = bad_ratio(model, slo, w);
             rules.push(record(format!("chatload:{sli}:ratio_rate{w}"), expr));
@@ -29,6 +30,10 @@ pub(super) fn recording_rules(model: &[Slo]) -> Vec<Rule> {
         record(
             "chatload:probe_duration_seconds:p99_rate5m",
             "histogram_quantile(0.99, sum by (job, probe, le) (rate(chatload_probe_duration_seconds_bucket[5m])))",
+        ),
+        record(
+            "chatload:e2e_delivery_seconds:p95_rate5m",
+            "histogram_quantile(0.95, sum by (job, le) (rate(chatload_e2e_delivery_seconds_bucket[5m])))",
         ),
         record(
             "chatload:schedule_lag_seconds:p99_rate5m",

@@ -2,8 +2,8 @@
 //! and nothing measured passes nothing.
 
 use super::*;
-use crate::config::SloConfig;
 use crate::config::HumanDuration;
+use crate::config::SloConfig;
 use crate::measure::stats::tests::histogram;
 
 /// The default config with the config's two made-up probes (`echo`, `count`).
@@ -242,15 +242,25 @@ fn the_canarys_slos_have_their_units_and_promql() {
     assert!(got.contains(&("e2e_delivery_success", "ratio", "min")));
     assert!(got.contains(&("e2e_duplicates_max", "count", "max")));
     assert!(got.contains(&("e2e_delivery_p95", "seconds", "max")));
-    let q = slo(&cfg, "e2e_delivery_p95").bad_ratio_promql("5m").unwrap();
+    let q = slo(&cfg, "e2e_delivery_p95")
+        .bad_ratio_promql("5m")
+        .unwrap();
     assert_eq!(
         q,
         r#"1 - sum by (job) (rate(chatload_e2e_delivery_seconds_bucket{le="0.2"}[5m])) / sum by (job) (rate(chatload_e2e_delivery_seconds_count{}[5m]))"#
     );
-    let q = slo(&cfg, "e2e_delivery_success").bad_ratio_promql("5m").unwrap();
-    assert!(q.contains(r#"chatload_e2e_deliveries_total{outcome!="ok"}"#), "{q}");
+    let q = slo(&cfg, "e2e_delivery_success")
+        .bad_ratio_promql("5m")
+        .unwrap();
+    assert!(
+        q.contains(r#"chatload_e2e_deliveries_total{outcome!="ok"}"#),
+        "{q}"
+    );
     // The canary's thresholds do not change the operations' bucket layout.
-    assert_eq!(latency_buckets(&cfg).len(), latency_buckets(&defaults_without_e2e_slos()).len());
+    assert_eq!(
+        latency_buckets(&cfg).len(),
+        latency_buckets(&defaults_without_e2e_slos()).len()
+    );
 }
 
 fn defaults_without_e2e_slos() -> crate::config::Config {
