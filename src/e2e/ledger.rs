@@ -1,8 +1,10 @@
 //! The ledger: every post is registered (with the subscribers expected to receive it) *before* its
 //! request is sent, so a delivery that beats the HTTP reply still finds it; every receipt on every
-//! subscriber is matched against it; at the delivery timeout each post is finalised, and what was
-//! expected and never came is counted lost (observed at the timeout, so a loss never makes a
-//! percentile look better).
+//! subscriber is matched against it; each post is finalised once, and only then counted whole: as
+//! soon as its API reply is in and every expected recipient has it, or at the delivery timeout,
+//! when what was expected and never came is counted lost (observed at the timeout, so a loss never
+//! makes a percentile look better). Counting a post at one instant keeps a window's counts exact:
+//! a post belongs to the window it was finalised in, with all its deliveries.
 //!
 //! Out of order is judged only along happens-before: concurrent posts have no defined order. Each
 //! post carries `floor`, the highest seq of its channel such that every seq up to it had its HTTP
@@ -113,12 +115,22 @@ struct Entry {
     state: State,
     expected: u64,
     received: u64,
+    /// Latency from the schedule and from the send of each expected receipt.
+    arrivals: Vec<(Duration, Duration)>,
     last: Option<Instant>,
+}
+
+impl Entry {
+    /// Its reply is in and every expected recipient has it.
+    fn done(&self) -> bool {
+        self.state != State::Posting && self.expected & self.received == self.expected
+    }
 }
 
 /// A finalised post, kept a while to tell duplicates and late receipts from unknown ids.
 struct Finalised {
     channel: u32,
+    expected: u64,
     received: u64,
     refused: bool,
 }
@@ -228,6 +240,7 @@ impl Ledger {
                 state: State::Posting,
                 expected,
                 received: 0,
+                arrivals: Vec::new(),
                 last: None,
             },
         );
@@ -273,12 +286,22 @@ impl Ledger {
             return;
         };
         e.state = state;
-        let (channel, seq, received) = (e.channel, e.seq, e.received);
+        let (channel, seq, received, done) = (e.channel, e.seq, e.received, e.done());
         inner.channels[channel as usize].resolve(seq);
         if state == State::Refused {
             for _ in 0..received.count_ones() {
                 self.metrics.anomaly(Anomaly::Ghost);
             }
+        }
+        if done {
+            self.finalise_now(&mut inner, id);
+        }
+    }
+
+    fn finalise_now(&self, inner: &mut Inner, id: Uuid) {
+        if let Some(e) = inner.entries.remove(&id) {
+            self.finalise(inner, id, e);
+            self.metrics.set_pending(inner.entries.len());
         }
     }
 
@@ -293,6 +316,7 @@ impl Ledger {
             max_floor_seen,
             ..
         } = &mut *inner;
+        let mut done = false;
         if let Some(e) = entries.get_mut(&id) {
             if e.channel != channel {
                 self.metrics.anomaly(Anomaly::Unknown);
@@ -305,15 +329,16 @@ impl Ledger {
                 e.received |= bit;
                 if e.expected & bit != 0 {
                     let sent = e.sent.unwrap_or(e.scheduled);
-                    self.metrics.delivered(
+                    e.arrivals.push((
                         now.saturating_duration_since(e.scheduled),
                         now.saturating_duration_since(sent),
-                    );
+                    ));
                     e.last = Some(now);
                     if e.seq <= max_floor_seen[s] {
                         self.metrics.anomaly(Anomaly::OutOfOrder);
                     }
                     max_floor_seen[s] = max_floor_seen[s].max(e.floor);
+                    done = e.done();
                 }
             }
         } else if let Some(f) = recent.get_mut(&id) {
@@ -326,10 +351,16 @@ impl Ledger {
                 self.metrics.anomaly(Anomaly::Ghost);
             } else {
                 f.received |= bit;
-                self.metrics.anomaly(Anomaly::Late);
+                // A subscriber that joined after the post was not expected: not late.
+                if f.expected & bit != 0 {
+                    self.metrics.anomaly(Anomaly::Late);
+                }
             }
         } else {
             self.metrics.anomaly(Anomaly::Unknown);
+        }
+        if done {
+            self.finalise_now(&mut inner, id);
         }
     }
 
@@ -362,6 +393,9 @@ impl Ledger {
     fn finalise(&self, inner: &mut Inner, id: Uuid, e: Entry) {
         let counted = matches!(e.state, State::Acked | State::Posting);
         if counted {
+            for (from_schedule, from_send) in &e.arrivals {
+                self.metrics.delivered(*from_schedule, *from_send);
+            }
             let missing = e.expected & !e.received;
             let (mut lost, mut aborted) = (0, 0);
             for slot in 0..64 {
@@ -398,6 +432,7 @@ impl Ledger {
             id,
             Finalised {
                 channel: e.channel,
+                expected: e.expected,
                 received: e.received,
                 refused: e.state == State::Refused,
             },
@@ -557,6 +592,31 @@ mod tests {
         assert!(l.register(0, t0).is_none());
         l.expire(t0 + T);
         assert!(l.register(0, t0 + T).is_some());
+    }
+
+    #[test]
+    fn a_post_is_counted_whole_as_soon_as_it_is_complete() {
+        let (l, m, p) = setup(4, 2, 10);
+        p.set_ready(0);
+        let t0 = Instant::now();
+        let a = l.register(0, t0).unwrap();
+        p.set_ready(2); // joins after the post: not expected
+        l.arrived(a.id, 0, t0 + Duration::from_millis(3));
+        assert_eq!(count(&m.snapshot(), "ok"), 0, "not before the reply");
+        l.acked(a.id);
+        let s = m.snapshot();
+        assert_eq!((count(&s, "ok"), count(&s, "complete")), (1, 1));
+        assert_eq!(l.pending(), 0, "finalised before its timeout");
+        l.arrived(a.id, 2, t0 + Duration::from_millis(4));
+        l.arrived(a.id, 0, t0 + Duration::from_millis(5));
+        let s = m.snapshot();
+        assert_eq!((count(&s, "late"), count(&s, "duplicate")), (0, 1));
+        assert_eq!(l.expire(t0 + T), 0);
+        assert_eq!(
+            m.snapshot().messages.values().sum::<u64>(),
+            1,
+            "counted once"
+        );
     }
 
     #[test]
