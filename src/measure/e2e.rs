@@ -200,6 +200,8 @@ pub struct E2eSnapshot {
     pub visibility: BTreeMap<&'static str, u64>,
     /// HTTP reads by freshness.
     pub reads: BTreeMap<&'static str, u64>,
+    /// API connections dialled successfully, by op (over requests: keep-alive reuse).
+    pub http_connects: BTreeMap<&'static str, u64>,
     /// Subscriber-seconds ready.
     pub ready_seconds: f64,
     /// Subscriber-seconds targeted.
@@ -248,19 +250,23 @@ fn minus_map(
 
 impl E2eSnapshot {
     /// Counts since `earlier` (percentiles, gauges and the window's maximum kept as they are).
+    ///
+    /// WebSocket connects are the exception: they stay counted since the start. The population
+    /// connects before a window begins (`check` measures once 99 % are ready) and a healthy one
+    /// never reconnects, so a window of its own would hold nothing to judge; the connect SLOs judge
+    /// every connect of the run, the first ones included.
     pub fn minus_counts(&self, earlier: &E2eSnapshot) -> E2eSnapshot {
         E2eSnapshot {
             deliveries: minus_map(&self.deliveries, &earlier.deliveries),
             messages: minus_map(&self.messages, &earlier.messages),
             anomalies: minus_map(&self.anomalies, &earlier.anomalies),
-            ws_connects: minus_map(&self.ws_connects, &earlier.ws_connects),
             ws_disconnects: minus_map(&self.ws_disconnects, &earlier.ws_disconnects),
             visibility: minus_map(&self.visibility, &earlier.visibility),
             reads: minus_map(&self.reads, &earlier.reads),
+            http_connects: minus_map(&self.http_connects, &earlier.http_connects),
             ready_seconds: self.ready_seconds - earlier.ready_seconds,
             target_seconds: self.target_seconds - earlier.target_seconds,
             delivery_buckets: self.delivery_buckets.minus(&earlier.delivery_buckets),
-            ws_connect_buckets: self.ws_connect_buckets.minus(&earlier.ws_connect_buckets),
             visible_buckets: self.visible_buckets.minus(&earlier.visible_buckets),
             ..self.clone()
         }
@@ -614,11 +620,14 @@ impl E2eMetrics {
     }
 
     /// Start a measuring window: the counts so far, the exact histograms emptied at the same
-    /// instant, and the window's deepest queue forgotten.
+    /// instant (but the WebSocket connects', see [`E2eSnapshot::minus_counts`]), and the window's
+    /// deepest queue forgotten.
     pub fn begin_window(&self) -> E2eSnapshot {
         let mut e = self.exact();
         let s = self.snapshot_locked(&e);
+        let ws_connect = std::mem::replace(&mut e.ws_connect, exact_histogram());
         *e = Exact::new();
+        e.ws_connect = ws_connect;
         self.queue_max.store(-1, Ordering::Relaxed);
         if self.queue_up.get() == 1 {
             self.queue_max
@@ -642,6 +651,10 @@ impl E2eMetrics {
             reads: ["fresh", "stale"]
                 .into_iter()
                 .map(|r| (r, self.read_checks.with_label_values(&[r]).get()))
+                .collect(),
+            http_connects: ["api_post", "api_read"]
+                .into_iter()
+                .map(|op| (op, self.http_connects.with_label_values(&[op, "ok"]).get()))
                 .collect(),
             ready_seconds: self.ready_seconds.get(),
             target_seconds: self.target_seconds.get(),
@@ -740,6 +753,32 @@ mod tests {
         assert_eq!(s.delivery.count, 4);
         assert!(s.delivery.p50 >= 4.9, "losses are observed at the timeout");
         assert_eq!(s.delivery_buckets.above(0.2), Some(3));
+    }
+
+    #[test]
+    fn connects_are_judged_over_the_whole_run() {
+        let m = E2eMetrics::register(&Registry::new(), E2E_BUCKETS);
+        m.ws_connected(
+            WsConnect::Ok,
+            Duration::from_millis(3),
+            Duration::from_secs(2),
+        );
+        m.ws_connected(
+            WsConnect::Refused,
+            Duration::from_millis(1),
+            Duration::from_secs(2),
+        );
+        let start = m.begin_window();
+        m.delivered(Duration::from_millis(1), Duration::from_millis(1));
+        let w = m.snapshot().minus_counts(&start);
+        assert_eq!(E2eSnapshot::count(&w.ws_connects, "ok"), 1);
+        assert_eq!(w.ws_connect_buckets.count, 2);
+        assert_eq!(w.ws_connect.count, 2);
+        assert!(
+            w.ws_connect.max >= 1.99,
+            "a refused connect counts at the timeout"
+        );
+        assert_eq!(w.expected(), 1);
     }
 
     #[test]

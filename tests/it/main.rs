@@ -7,6 +7,7 @@ mod common;
 
 mod check;
 mod cli;
+mod e2e;
 mod faults;
 mod http;
 mod probes;
