@@ -6,6 +6,9 @@
 #   redis       Debian's redis-server                               127.0.0.1:6379
 #   redis-tls   Debian's redis-server, TLS + ACL only (see below)   127.0.0.1:6380
 #   prometheus  Debian's prometheus                                 127.0.0.1:9090
+#   chatsvc     the reference chat service (src/bin/chatsvc), three  127.0.0.1:8088 api
+#               processes, started once Cassandra and Redis answer   127.0.0.1:8089 gateway
+#                                                                    127.0.0.1:8090 worker
 #
 # Usage:
 #   scripts/stack.sh up                 install what is missing, start what is not
@@ -15,6 +18,8 @@
 #   scripts/stack.sh status             one line per service; non-zero if any is down
 #   scripts/stack.sh down               stop what this script started
 #   scripts/stack.sh start   <service>  install + start + wait for one service
+#                                       (`start chatsvc` needs Cassandra and Redis
+#                                       answering already; it fails with a hint if not)
 #   scripts/stack.sh stop    <service>  stop one service (if this script started it)
 #   scripts/stack.sh restart <service>  stop + start one service
 #   scripts/stack.sh start   cassandra secure
@@ -56,6 +61,11 @@
 #   CASSANDRA_BOOT_TIMEOUT   seconds to wait for CQL (default 180; in secure mode
 #                            also for the login as cassandra/cassandra)
 #   STOP_TIMEOUT             seconds between SIGTERM and SIGKILL (default 60)
+#   CHATSVC_MODE             chatsvc's --mode: buffered (default; api -> queue ->
+#                            worker) or direct (the api writes Cassandra itself)
+#   CHATSVC_PROFILE          cargo profile chatsvc is built with: debug (default,
+#                            the one `cargo test` shares) or release
+#   CHATSVC_BOOT_TIMEOUT     seconds to wait for each chatsvc /readyz (default 60)
 
 # Layout: this file holds the commands and what all services share; the rest is
 # in scripts/stack/ (sourced below), next to the committed configs it renders:
@@ -64,6 +74,7 @@
 #   cassandra.sh      cassandra (cassandra-cql.sh: its CQL probes)
 #   redis.sh          redis and redis-tls
 #   prometheus.sh     prometheus
+#   chatsvc.sh        chatsvc (api, gateway, worker; built with cargo)
 # Each service <svc> (redis-tls: redis_tls) has <svc>_packages (the Debian
 # packages it needs that are missing), <svc>_start (install what it needs from
 # elsewhere, spawn it; cassandra_install fetches the jars), <svc>_wait,
@@ -79,7 +90,7 @@ SUPPORT_DIR="$SCRIPT_DIR/stack"          # committed configs and the service scr
 STACK_DIR="$REPO_ROOT/.stack"            # all runtime state (git-ignored)
 
 HOST=127.0.0.1
-SERVICES=(cassandra redis redis-tls prometheus)
+SERVICES=(cassandra redis redis-tls prometheus chatsvc)
 
 STOP_TIMEOUT=${STOP_TIMEOUT:-60}
 SIMPLE_BOOT_TIMEOUT=30                   # redis and prometheus
@@ -96,6 +107,8 @@ source "$SUPPORT_DIR/cassandra-cql.sh"
 source "$SUPPORT_DIR/redis.sh"
 # shellcheck source=SCRIPTDIR/stack/prometheus.sh
 source "$SUPPORT_DIR/prometheus.sh"
+# shellcheck source=SCRIPTDIR/stack/chatsvc.sh
+source "$SUPPORT_DIR/chatsvc.sh"
 
 # ==========================================================================
 # Commands
@@ -108,25 +121,31 @@ check_service() {
 }
 
 # Start the given services and wait for them. Cassandra (slowest) is spawned
-# first and waited for last, so the others come up while it boots.
+# first and waited for last, so the others come up while it boots; chatsvc,
+# which needs Cassandra and Redis, is started once they answer.
 # (Service redis-tls has functions redis_tls_start etc.)
 start_services() {
     mkdir -p -- "$STACK_DIR"
     ensure_packages_for "$@"
     local svc
-    for svc in "$@"; do "${svc//-/_}_start"; done
+    for svc in "$@"; do [[ $svc == chatsvc ]] || "${svc//-/_}_start"; done
     # Wait in the order redis, redis-tls, prometheus, cassandra.
     for svc in redis redis-tls prometheus cassandra; do
         [[ " $* " == *" $svc "* ]] && "${svc//-/_}_wait"
     done
+    if [[ " $* " == *" chatsvc "* ]]; then
+        chatsvc_start
+        chatsvc_wait
+    fi
     return 0
 }
 
 cmd_up()     { start_services "${SERVICES[@]}"; }
 
 cmd_down() {
-    # Reverse order of dependencies: nothing here depends on anything else,
-    # but stop the metrics scraper first.
+    # Reverse order of dependencies: chatsvc uses Cassandra and Redis; stop
+    # the metrics scraper next.
+    chatsvc_stop
     prometheus_stop
     redis_tls_stop
     redis_stop

@@ -110,9 +110,9 @@ wait_ready() {
 }
 
 # status_line NAME up|down PID PORT [NOTE]: one line of `status`, `up` and `start`:
-#   redis      up       pid 1234     127.0.0.1:6379  (started)
+#   redis           up       pid 1234     127.0.0.1:6379  (started)
 status_line() {
-    printf '%-10s %-8s pid %-8s %s:%s' "$1" "$2" "$3" "$HOST" "$4"
+    printf '%-15s %-8s pid %-8s %s:%s' "$1" "$2" "$3" "$HOST" "$4"
     if [[ -n ${5:-} ]]; then printf '  (%s)' "$5"; fi
     printf '\n'
 }
