@@ -294,8 +294,8 @@ async fn session(mut ws: Socket, first: Option<Uuid>, shared: Arc<Shared>) {
     };
     let mut close = None;
     while open {
+        // (Not biased: a socket that always has frames to send still gets its reads, and pings.)
         tokio::select! {
-            biased;
             _ = shared.shutdown.cancelled() => {
                 close = Some((CloseCode::Away, "server shutting down"));
                 break;
