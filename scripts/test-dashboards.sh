@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 #
 # Every Grafana panel's query returns data from a live chatload: run chatload on 127.0.0.1:9742 (the
-# address the stack's Prometheus scrapes) with all probes every 5 s, let Prometheus scrape it for
+# address the stack's Prometheus scrapes) with all probes every 5 s and the e2e canary against the
+# stack's chatsvc, let Prometheus scrape it for
 # $SCRAPE_SECONDS, then run every dashboard query through Prometheus' HTTP API
 # (scripts/check_dashboards.py lists them and fails on any error or empty result).
 # Bounded: chatload is stopped at the end (and killed by `timeout` in any case).
@@ -41,6 +42,9 @@ interval = "5s"
 interval = "5s"
 [probes.redis_pubsub]
 interval = "5s"
+# The end-to-end canary against the stack's chatsvc (its defaults point there).
+[e2e]
+enabled = true
 CFG
 timeout $((SCRAPE_SECONDS + 60)) "$BIN" run --config "$work/chatload.toml" 2>"$work/chatload.log" &
 pid=$!
