@@ -195,6 +195,10 @@ fi
 [[ $SWEEP != 0 ]] || exit 0
 python3 scripts/bench_report.py "$work" "$CONCURRENCY" "$DURATION" "$LADDER_DURATION" "$SOAK_RATE" \
     "$RATES" "$LADDER" >"$work/report.md"
+# Keep the end-to-end section scripts/bench_e2e.sh wrote (a run of its own).
+if [[ -f $OUT ]] && grep -q '<!-- e2e:begin' "$OUT"; then
+    { printf '\n'; sed -n '/<!-- e2e:begin/,/<!-- e2e:end -->/p' "$OUT"; } >>"$work/report.md"
+fi
 cp "$work/report.md" "$OUT"
 cp "$work/sweep.svg" bench/
 cat "$OUT"

@@ -202,3 +202,28 @@ fn every_valid_fixture_loads() {
         stray_env_hint()
     );
 }
+
+/// The README's example of pointing the canary at one's own service ("Canary a chat service") is a
+/// config that loads and means what the README says of it.
+#[test]
+fn the_readmes_own_service_example_loads() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let at = readme
+        .find("**Point it at your service.**")
+        .expect("the README section");
+    let block = readme[at..]
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a toml block after it");
+    // The secret file it names exists on the machine it is written for; here, any readable file.
+    let text = block.replace("/run/secrets/chat-token", DATA_FILE);
+    let cfg = load_str(&text, Path::new("README.md"), [], &catalog())
+        .unwrap_or_else(|e| panic!("the README's example does not load: {e}\n{text}"));
+    assert!(cfg.e2e.enabled);
+    assert_eq!(cfg.e2e.subscribers.id_pointer, "/message/idempotency_key");
+    assert_eq!(cfg.e2e.queue.kind, chatload::config::QueueKind::Stream);
+    assert!(cfg.e2e.auth_value().unwrap().is_some());
+    let t = cfg.e2e.templates().unwrap();
+    assert!(t.subscribe.is_some());
+}

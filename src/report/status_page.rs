@@ -94,10 +94,10 @@ fn sparkline(points: &[Point], threshold: Option<f64>, label: &str) -> String {
 }
 
 fn value(row: &SloRow, v: f64) -> String {
-    if row.unit == "seconds" {
-        human_seconds(v)
-    } else {
-        format!("{:.3} %", v * 100.0)
+    match row.unit {
+        "seconds" => human_seconds(v),
+        "count" => format!("{v:.0}"),
+        _ => format!("{:.3} %", v * 100.0),
     }
 }
 
