@@ -4,8 +4,8 @@
 Static checks (always): each dashboard is valid JSON with a uid, a title and panels; uids are unique;
 the templating has the `datasource`, `job` and `instance` variables; every panel (rows' nested panels
 included) and every target uses the `${datasource}` variable; every metric named in an expression is one
-that src/measure/metrics.rs or sharded.rs defines (histograms with their _bucket/_count/_sum series) or a process_* metric; and
-every metric selector filters on job=~"$job" and instance=~"$instance".
+that src/measure/metrics.rs, sharded.rs or e2e.rs defines (histograms with their _bucket/_count/_sum series)
+or a process_* metric; and every metric selector filters on job=~"$job" and instance=~"$instance".
 
 Live checks (unless --offline): every target's expression, with the dashboard variables substituted, is
 run as an instant query against the Prometheus HTTP API and must return at least one series (and not only
@@ -37,13 +37,26 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DASHBOARD_GLOB = os.path.join(ROOT, "grafana", "dashboards", "*.json")
-# Where metric families are defined: the traffic's are per traffic thread, in sharded.rs.
-METRICS_RS = [os.path.join(ROOT, "src", "measure", f) for f in ("metrics.rs", "sharded.rs")]
+# Where metric families are defined: the traffic's are per traffic thread, in sharded.rs; the
+# end-to-end canary's (chatload_e2e_*) in e2e.rs.
+METRICS_RS = [os.path.join(ROOT, "src", "measure", f) for f in ("metrics.rs", "sharded.rs", "e2e.rs")]
 
 DATASOURCE_VAR = "${datasource}"
 REQUIRED_VARIABLES = ("datasource", "job", "instance")
 REQUIRED_MATCHERS = ('job=~"$job"', 'instance=~"$instance"')
 HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
+
+# A metric family is created by a call whose first string argument is its name, perhaps after the
+# registry (`r`) or inside `Opts::new(` / `HistogramOpts::new(`:
+#   int_gauge_vec(r, "…"), histogram_vec(r, "…"), gauge(r, "…")     metrics.rs: helpers taking the registry
+#   counter("…"), histogram("…"), counter_vec("…")                   sharded.rs, e2e.rs: closures
+#   IntGauge::new("…"), Gauge::new("…"), IntGaugeVec::new(Opts::new("…")), Histogram::with_opts(HistogramOpts::new("…"))
+FAMILY_RE = re.compile(
+    r"\b(?P<ctor>[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)?)\(\s*(?:r\s*,\s*)?"
+    r"(?:(?P<opts>Opts|HistogramOpts)::new\(\s*)?\"(?P<name>chatload_[a-z0-9_]+)\""
+)
+# Calls that make a histogram (besides any HistogramOpts::new).
+HISTOGRAM_CTORS = {"histogram", "histogram_vec", "Histogram::with_opts", "HistogramVec::new"}
 
 # A metric name as it appears in PromQL: chatload_* or process_*, not part of a longer identifier,
 # optionally followed by a {...} selector.
@@ -74,22 +87,32 @@ def substitute(expr, job):
     return expr
 
 
+def metric_families(text):
+    """{name: is_histogram} of the families created in `text` (Rust source; its tests left out), and
+    the quoted chatload_* names that no known constructor creates (the parser must learn them)."""
+    text = text.split("#[cfg(test)]", 1)[0]
+    families = {}
+    for m in FAMILY_RE.finditer(text):
+        ctor, opts, name = m.group("ctor"), m.group("opts"), m.group("name")
+        families[name] = families.get(name, False) or ctor in HISTOGRAM_CTORS or opts == "HistogramOpts"
+    unparsed = set(re.findall(r'"(chatload_[a-z0-9_]+)"', text)) - set(families)
+    return families, unparsed
+
+
 def known_metrics():
-    """Names defined in src/measure/{metrics,sharded}.rs, histograms expanded to their series."""
-    text = ""
+    """Series of the families defined in METRICS_RS (histograms expanded to their series), the
+    histogram names, and the quoted chatload_* names the parser could not place."""
+    families, unparsed = {}, set()
     for path in METRICS_RS:
         with open(path, encoding="utf-8") as f:
-            text += f.read()
-    names = set(re.findall(r'"(chatload_[a-z0-9_]+)"', text))
-    # Names that are histograms: created with histogram_vec(...), histogram(...) (sharded.rs) or
-    # HistogramOpts::new(...).
-    histograms = set(re.findall(r'histogram_vec\(\s*r,\s*"(chatload_[a-z0-9_]+)"', text))
-    histograms |= set(re.findall(r'\bhistogram\(\s*"(chatload_[a-z0-9_]+)"', text))
-    histograms |= set(re.findall(r'HistogramOpts::new\(\s*"(chatload_[a-z0-9_]+)"', text))
-    series = set(names)
+            found, missed = metric_families(f.read())
+        families.update(found)
+        unparsed |= {f"{name} ({os.path.relpath(path, ROOT)})" for name in missed}
+    histograms = {name for name, is_histogram in families.items() if is_histogram}
+    series = set(families)
     for h in histograms:
         series |= {h + s for s in HISTOGRAM_SUFFIXES}
-    return series, histograms
+    return series, histograms, unparsed
 
 
 def walk_panels(panels):
@@ -286,7 +309,9 @@ def main():
     args = ap.parse_args()
 
     res = Result()
-    metric_names, histograms = known_metrics()
+    metric_names, histograms, unparsed = known_metrics()
+    for name in sorted(unparsed):
+        res.fail(f"metric {name}: created by a call this script does not recognise (see FAMILY_RE)")
     paths = sorted(glob.glob(DASHBOARD_GLOB))
     if not paths:
         res.fail(f"no dashboards match {os.path.relpath(DASHBOARD_GLOB, ROOT)}")

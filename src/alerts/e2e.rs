@@ -67,10 +67,11 @@ pub(super) fn alerts(cfg: &Config, model: &[Slo], a: &mut Alerts) {
         "The depth of the chat service's ingest queue is unknown",
         "chatload cannot read the queue's depth from Redis: Redis is down or slow, or the key or group is wrong. The depth gauge keeps its last value, which may be stale.",
     );
+    // The depth comes first: `and` keeps its left side's value, which the summary quotes.
     a.add(
         ("ChatloadE2EQueueGrowing", "5m", Warning),
         format!(
-            "deriv(chatload_e2e_queue_depth[5m]) > 0 and chatload_e2e_queue_depth > {}",
+            "chatload_e2e_queue_depth > {} and deriv(chatload_e2e_queue_depth[5m]) > 0",
             num(s.e2e_queue_depth_max)
         ),
         "The chat service's ingest queue holds {{ $value }} messages and grows",

@@ -212,7 +212,7 @@ mod tests {
                 Rule::Alert { .. } => None,
             })
             .collect();
-        assert_eq!(records.len(), 18);
+        assert_eq!(records.len(), 26);
         for r in records {
             assert!(
                 tested.iter().any(|e| e.contains(&format!("({r},"))),
