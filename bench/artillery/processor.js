@@ -18,9 +18,10 @@ module.exports = {
     context.vars.text = 'artillery bench message ' + context.vars.id.slice(0, 8);
     return done();
   },
-  subscribeUrl(context, events, done) {
+  // The ws engine's `connect: { function }` hook: set where this user's socket connects.
+  subscribeUrl(wsArgs, context, done) {
     const i = next++;
-    context.vars.url = `ws://${gateway}/ws?channel=${channel(i % channels)}&user=a${i}`;
+    wsArgs.target = `ws://${gateway}/ws?channel=${channel(i % channels)}&user=a${i}`;
     return done();
   },
 };

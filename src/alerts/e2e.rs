@@ -24,9 +24,9 @@ pub(super) fn alerts(cfg: &Config, model: &[Slo], a: &mut Alerts) {
     );
     a.add(
         ("ChatloadE2EFanoutAnomalies", "0m", Critical),
-        "sum by (job, instance, kind) (increase(chatload_e2e_anomalies_total{kind=~\"duplicate|out_of_order|ghost\"}[5m])) > 0",
+        "sum by (job, instance, kind) (increase(chatload_e2e_anomalies_total{kind=~\"duplicate|out_of_order|ghost|misrouted\"}[5m])) > 0",
         "The chat service delivered {{ $labels.kind }} messages",
-        "Subscribers received duplicate messages, messages out of order (after one sent only once the first was acknowledged) or messages the API had refused. chatload counts each exactly; none is expected.",
+        "Subscribers received duplicate messages, messages out of order (after one sent only once the first was acknowledged), messages the API had refused, or messages of another channel. chatload counts each exactly; none is expected.",
     );
     a.add(
         ("ChatloadE2EWsConnectSlow", "10m", Warning),

@@ -89,7 +89,7 @@ impl Population {
 
     fn disconnected_after(&self, s: usize, at: Instant) -> bool {
         let d = self.disconnected[s].load(Ordering::Acquire);
-        d > 0 && d - 1 >= at.saturating_duration_since(self.origin).as_micros() as u64
+        d > 0 && d > at.saturating_duration_since(self.origin).as_micros() as u64
     }
 }
 
@@ -319,7 +319,7 @@ impl Ledger {
         let mut done = false;
         if let Some(e) = entries.get_mut(&id) {
             if e.channel != channel {
-                self.metrics.anomaly(Anomaly::Unknown);
+                self.metrics.anomaly(Anomaly::Misrouted);
             } else if e.received & bit != 0 {
                 self.metrics.anomaly(Anomaly::Duplicate);
             } else if e.state == State::Refused {
@@ -343,7 +343,7 @@ impl Ledger {
             }
         } else if let Some(f) = recent.get_mut(&id) {
             if f.channel != channel {
-                self.metrics.anomaly(Anomaly::Unknown);
+                self.metrics.anomaly(Anomaly::Misrouted);
             } else if f.received & bit != 0 {
                 self.metrics.anomaly(Anomaly::Duplicate);
             } else if f.refused {
@@ -620,14 +620,14 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_on_another_channel_is_unknown() {
+    fn a_frame_on_another_channel_is_misrouted() {
         let (l, m, p) = setup(2, 2, 10);
         p.set_ready(0);
         p.set_ready(1);
         let t0 = Instant::now();
         let a = l.register(0, t0).unwrap();
         l.arrived(a.id, 1, t0);
-        assert_eq!(count(&m.snapshot(), "unknown"), 1);
+        assert_eq!(count(&m.snapshot(), "misrouted"), 1);
         assert_eq!(count(&m.snapshot(), "ok"), 0);
     }
 }

@@ -111,7 +111,7 @@ impl Canary {
             .templates()
             .map_err(|(k, m)| CanaryError::Setup(format!("{k}: {m}")))?;
         let s = &cfg.slo;
-        let e2e_metrics = Arc::new(E2eMetrics::register(
+        let e2e_metrics = Arc::new(E2eMetrics::register_with(
             metrics.registry(),
             &e2e_buckets(
                 &[
@@ -126,6 +126,7 @@ impl Canary {
                 ]
                 .map(|d| d.get().as_secs_f64()),
             ),
+            e.queue.enabled,
         ));
         let (index, count) = (cfg.instance.index, cfg.instance.count.max(1));
         let channels: Vec<Uuid> = (0..e.channels)

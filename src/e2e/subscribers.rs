@@ -256,11 +256,9 @@ async fn listen(
                     Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) | None => {
                         return Some(WsDisconnect::Eof);
                     }
-                    Some(Err(WsError::Protocol(e)))
-                        if matches!(e, tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) =>
-                    {
-                        return Some(WsDisconnect::Eof);
-                    }
+                    Some(Err(WsError::Protocol(
+                        tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                    ))) => return Some(WsDisconnect::Eof),
                     Some(Err(_)) => return Some(WsDisconnect::Protocol),
                 }
             }
@@ -287,12 +285,12 @@ fn receive(s: usize, frame: &[u8], shared: &Shared, now: std::time::Instant) {
         shared.ledger.unparseable();
         return;
     };
-    match v.pointer(&shared.id_pointer) {
-        Some(id) => match id.as_str().and_then(|t| Uuid::parse_str(t).ok()) {
+    // A frame without the pointer is another kind of event (an acknowledgement, presence): not a
+    // message.
+    if let Some(id) = v.pointer(&shared.id_pointer) {
+        match id.as_str().and_then(|t| Uuid::parse_str(t).ok()) {
             Some(id) => shared.ledger.arrived(id, s, now),
             None => shared.ledger.unparseable(),
-        },
-        // Another kind of event (an acknowledgement, presence): not a message.
-        None => {}
+        }
     }
 }

@@ -79,8 +79,10 @@ label_enum!(
         Late = "late",
         /// A delivery of a post the API refused.
         Ghost = "ghost",
-        /// An id the canary never posted (or not to this subscriber's channel).
+        /// An id the canary never posted (or posted so long ago that it was forgotten).
         Unknown = "unknown",
+        /// A post delivered to a subscriber of another channel: a cross-channel leak.
+        Misrouted = "misrouted",
         /// A frame without a readable id.
         Unparseable = "unparseable",
     }
@@ -304,6 +306,12 @@ impl E2eMetrics {
     /// Create every e2e family in `r`, with every label value at 0. `buckets`: [`E2E_BUCKETS`]
     /// plus every e2e latency threshold.
     pub fn register(r: &Registry, buckets: &[f64]) -> Self {
+        Self::register_with(r, buckets, true)
+    }
+
+    /// [`E2eMetrics::register`]; the queue's gauges only when `queue` is watched (an unwatched
+    /// queue exports nothing, rather than an "unknown" that would alert forever).
+    pub fn register_with(r: &Registry, buckets: &[f64], queue: bool) -> Self {
         let reg = |c: Box<dyn prometheus::core::Collector>| {
             r.register(c).expect("e2e metrics are registered once");
         };
@@ -335,7 +343,7 @@ impl E2eMetrics {
         );
         let anomalies = counter_vec(
             "chatload_e2e_anomalies_total",
-            "Deliveries that should not have happened: duplicate, out_of_order (along happens-before), late, ghost (of a refused post), unknown (id never posted to this channel), unparseable.",
+            "Deliveries that should not have happened: duplicate, out_of_order (along happens-before), late, ghost (of a refused post), unknown (an id never posted), misrouted (to a subscriber of another channel), unparseable.",
             &["kind"],
         );
         let ws_connects = counter_vec(
@@ -426,7 +434,9 @@ impl E2eMetrics {
                     "Depth of the service's ingest queue at the last successful read (LLEN, or lag + pending); kept when a read fails.",
                 )
                 .expect("valid metric");
-                reg(Box::new(g.clone()));
+                if queue {
+                    reg(Box::new(g.clone()));
+                }
                 g
             },
             queue_up: {
@@ -435,7 +445,9 @@ impl E2eMetrics {
                     "1 when the last read of the queue's depth succeeded, else 0 (the depth is then unknown).",
                 )
                 .expect("valid metric");
-                reg(Box::new(g.clone()));
+                if queue {
+                    reg(Box::new(g.clone()));
+                }
                 g
             },
             read_checks: counter_vec(
@@ -779,6 +791,18 @@ mod tests {
             "a refused connect counts at the timeout"
         );
         assert_eq!(w.expected(), 1);
+    }
+
+    #[test]
+    fn an_unwatched_queue_exports_nothing() {
+        let r = Registry::new();
+        let _m = E2eMetrics::register_with(&r, E2E_BUCKETS, false);
+        let names: Vec<String> = r.gather().iter().map(|f| f.name().to_string()).collect();
+        assert!(
+            !names.iter().any(|n| n.starts_with("chatload_e2e_queue")),
+            "{names:?}"
+        );
+        assert!(names.iter().any(|n| n == "chatload_e2e_deliveries_total"));
     }
 
     #[test]
