@@ -82,10 +82,16 @@ struct Service {
 
 impl Service {
     fn start(name: &str, buffered: bool) -> Service {
+        Self::start_with(name, buffered, &[])
+    }
+
+    /// [`Service::start`] with more chatsvc flags for every process.
+    fn start_with(name: &str, buffered: bool, more: &[&str]) -> Service {
         let keyspace = format!("chatsvc_it_{name}");
         let prefix = format!("chatsvcit{name}");
         let mode = if buffered { "buffered" } else { "direct" };
-        let common = ["--mode", mode, "--keyspace", &keyspace, "--prefix", &prefix];
+        let mut common = vec!["--mode", mode, "--keyspace", &keyspace, "--prefix", &prefix];
+        common.extend_from_slice(more);
         let worker = buffered.then(|| Svc::start("worker", "127.0.0.1:0", &common));
         Service {
             api: Svc::start("api", "127.0.0.1:0", &common),
@@ -568,4 +574,133 @@ async fn an_api_stall_shows_in_latency_from_the_schedule() {
         }
         drop(c);
     }
+}
+
+/// The gateway killed: every subscriber is disconnected at once and counted so, posts find no
+/// recipients, reconnects are refused; restarted on its port, the population comes back on its
+/// connect timetable (paced, never a storm).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_killed_then_restarted_brings_the_population_back_paced() {
+    let _stack = STACK_LOCK.write().await;
+    require_stack();
+    let mut svc = Service::start("gwkill", false);
+    let config = svc
+        .config((4, 20.0, 40), "", "")
+        .replace("connect_rate = 200.0", "connect_rate = 20.0");
+    let c = Chatload::start(&config).await;
+    let ready = "chatload_e2e_subscribers{state=\"ready\"}";
+    c.wait_at_least(ready, 40.0, Duration::from_secs(15), "all ready")
+        .await;
+    let before = c.scrape().await;
+    let gw_addr = svc.gateway.addr;
+    let _ = svc.gateway.child.kill();
+    let _ = svc.gateway.child.wait();
+    let killed = Instant::now();
+    loop {
+        if c.metric(ready).await == 0.0 {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(2),
+            "every socket noticed within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = c.scrape().await;
+    let delta = |s: &str| metric(&after, s).unwrap() - metric(&before, s).unwrap();
+    let closed = delta("chatload_e2e_ws_disconnects_total{reason=\"eof\"}")
+        + delta("chatload_e2e_ws_disconnects_total{reason=\"reset\"}")
+        + delta("chatload_e2e_ws_disconnects_total{reason=\"close_frame\"}");
+    assert_eq!(closed, 40.0, "each socket's end counted once");
+    let refused = delta("chatload_e2e_ws_connects_total{outcome=\"refused\"}");
+    assert!(refused > 0.0, "reconnects are refused while it is down");
+    assert!(
+        refused <= 20.0 * 3.5,
+        "reconnects keep to the connect timetable (20/s), never a storm: {refused} in ~3 s"
+    );
+    assert!(delta("chatload_e2e_messages_total{fanout=\"no_recipients\"}") > 0.0);
+    svc.gateway = Svc::start(
+        "gateway",
+        &gw_addr.to_string(),
+        &[
+            "--mode",
+            "direct",
+            "--keyspace",
+            &svc.keyspace,
+            "--prefix",
+            &svc.prefix,
+        ],
+    );
+    let back = Instant::now();
+    // 40 at 20/s is 2 s, plus the backoff a refused subscriber sits out (at most 5 s), plus 2 s.
+    c.wait_at_least(ready, 40.0, Duration::from_secs(9), "all back")
+        .await;
+    assert!(
+        back.elapsed() >= Duration::from_millis(1500),
+        "paced: {:?}",
+        back.elapsed()
+    );
+    // A delivery missing because its subscriber left is aborted (churn), never lost.
+    let lost = c
+        .metric("chatload_e2e_deliveries_total{outcome=\"lost\"}")
+        .await;
+    assert_eq!(lost, 0.0);
+}
+
+/// The service closes idle keep-alive connections after 1 s and chatload posts every 2 s: each post
+/// finds its connection closed, discards it before use and dials anew: no error, only connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_server_closed_are_redialled_not_failed() {
+    let _stack = STACK_LOCK.write().await;
+    require_stack();
+    let svc = Service::start_with("keepalive", false, &["--keepalive-timeout", "1s"]);
+    let config = svc
+        .config((1, 0.5, 2), "", "")
+        .replace("[e2e.read]\nrate = 10.0", "[e2e.read]\nrate = 0.0");
+    let c = Chatload::start(&config).await;
+    let ok = "chatload_operations_total{backend=\"chat_api\",op=\"api_post\",outcome=\"ok\"}";
+    c.wait_at_least(ok, 6.0, Duration::from_secs(20), "six posts, 2 s apart")
+        .await;
+    let scrape = c.scrape().await;
+    for outcome in ["error", "timeout", "unavailable", "dropped"] {
+        let s = format!(
+            "chatload_operations_total{{backend=\"chat_api\",op=\"api_post\",outcome=\"{outcome}\"}}"
+        );
+        assert_eq!(metric(&scrape, &s), Some(0.0), "{outcome}");
+    }
+    let connects = metric(
+        &scrape,
+        "chatload_e2e_http_connects_total{op=\"api_post\",outcome=\"ok\"}",
+    )
+    .unwrap();
+    assert!(connects >= 5.0, "each post dialled anew: {connects}");
+}
+
+/// `check` exits 3 when the chat service does not answer at all within 30 s.
+#[test]
+fn check_exits_3_when_the_service_does_not_answer() {
+    let _stack = STACK_LOCK.blocking_write();
+    require_stack();
+    let svc = Service::start("absent", false);
+    let port = crate::common::closed_port();
+    let config = svc.config((2, 10.0, 2), "", "").replace(
+        &format!("http://{}", svc.api.addr),
+        &format!("http://127.0.0.1:{port}"),
+    );
+    drop(svc);
+    let f = config_file(&config);
+    let out = bin()
+        .args([
+            "check",
+            "--config",
+            f.path().to_str().unwrap(),
+            "--duration",
+            "5s",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("did not answer within 30s"), "{stderr}");
 }
