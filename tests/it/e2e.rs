@@ -704,3 +704,107 @@ fn check_exits_3_when_the_service_does_not_answer() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("did not answer within 30s"), "{stderr}");
 }
+
+/// A TLS chat API that answers 201 only with the right `Authorization` header (401 without): the
+/// canary posts over `https://`, verified against the stack's test CA, with the header's value
+/// read from a file; against a CA that did not sign the server, every post fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_go_over_tls_with_the_auth_header_from_a_file() {
+    use crate::common::tls_file;
+    use chatload::tls::{load_certs, load_key};
+    let _stack = STACK_LOCK.write().await;
+    require_stack();
+    chatload::tls::install_crypto_provider();
+    let certs = load_certs(std::path::Path::new(&tls_file("server.pem"))).unwrap();
+    let key = load_key(std::path::Path::new(&tls_file("server.key"))).unwrap();
+    let server = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (authorized, refused) = (
+        std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+    );
+    let (a, r) = (authorized.clone(), refused.clone());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, a, r) = (acceptor.clone(), a.clone(), r.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 8192];
+                // One request per read is enough for these small posts.
+                while let Ok(n) = tls.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let head = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+                    let reply: &[u8] = if head.contains("\r\nauthorization: bearer s3cret\r\n") {
+                        a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n{}"
+                    } else {
+                        r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n"
+                    };
+                    if tls.write_all(reply).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "Bearer s3cret\n").unwrap();
+    let config = |ca: &str| {
+        config_with(
+            CASSANDRA,
+            REDIS,
+            "chatload_it_e2e_tls",
+            &format!(
+                "[traffic]\nwrite_rate = 5.0\nread_rate = 0.0\n{probes}\
+                 [e2e]\nenabled = true\nbase_url = \"https://127.0.0.1:{port}\"\nchannels = 2\n\
+                 auth_header = \"Authorization\"\nauth_value_file = \"{secret}\"\n\
+                 [e2e.tls]\nca_file = \"{ca}\"\n\
+                 [e2e.post]\nrate = 20.0\ntimestamp_pointer = \"\"\n[e2e.read]\nrate = 0.0\n\
+                 [e2e.subscribers]\ncount = 0\n[e2e.visibility]\nenabled = false\n\
+                 [e2e.queue]\nenabled = false\n",
+                probes = probes_only(&[], "10s"),
+                port = addr.port(),
+                secret = secret.path().display(),
+            ),
+        )
+    };
+    let post = |outcome: &str| {
+        format!(
+            "chatload_operations_total{{backend=\"chat_api\",op=\"api_post\",outcome=\"{outcome}\"}}"
+        )
+    };
+    let c = Chatload::start(&config(&tls_file("ca.pem"))).await;
+    c.wait_at_least(&post("ok"), 20.0, Duration::from_secs(10), "posts over TLS")
+        .await;
+    assert_eq!(c.metric(&post("error")).await, 0.0);
+    assert_eq!(
+        refused.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the header was always sent"
+    );
+    assert!(authorized.load(std::sync::atomic::Ordering::SeqCst) >= 20);
+    assert!(
+        !c.log_text().contains("s3cret"),
+        "the secret is never logged"
+    );
+    drop(c);
+    let c = Chatload::start(&config(&tls_file("other-ca.pem"))).await;
+    c.wait_at_least(
+        &post("error"),
+        10.0,
+        Duration::from_secs(10),
+        "an untrusted server fails",
+    )
+    .await;
+    assert_eq!(c.metric(&post("ok")).await, 0.0);
+}
