@@ -63,17 +63,24 @@ pub struct HttpState {
     pub web: Arc<WebCell>,
 }
 
-/// Accept connections on `listener` until `shutdown`, then let open requests finish
-/// (up to [`SHUTDOWN_GRACE`]).
-pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: CancellationToken) {
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+/// An HTTP/1.1 server connection builder with keep-alive, a [`HEADER_READ_TIMEOUT`] and at most
+/// [`MAX_HEADER_BYTES`] of headers (also what the reference chat service serves with).
+pub fn http1_builder() -> http1::Builder {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_HEADER_BYTES)
         .keep_alive(true);
+    builder
+}
+
+/// Accept connections on `listener` until `shutdown`, then let open requests finish
+/// (up to [`SHUTDOWN_GRACE`]).
+pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: CancellationToken) {
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let builder = http1_builder();
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,

@@ -270,12 +270,17 @@ impl Metrics {
 
     /// Everything in the text exposition format.
     pub fn encode(&self) -> Vec<u8> {
-        let mut buf = Vec::with_capacity(16 * 1024);
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("encoding to a Vec cannot fail");
-        buf
+        encode(&self.registry)
     }
+}
+
+/// Every metric of `registry` in the text exposition format.
+pub fn encode(registry: &Registry) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(16 * 1024);
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut buf)
+        .expect("encoding to a Vec cannot fail");
+    buf
 }
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {

@@ -3,8 +3,7 @@
 //! process collector adds the usual `process_*` families.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
 /// `Content-Type` of `/metrics`.
@@ -229,11 +228,7 @@ impl Metrics {
 
     /// The Prometheus text format of everything.
     pub fn encode(&self) -> Vec<u8> {
-        let mut buf = Vec::with_capacity(16 * 1024);
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("encoding to a Vec cannot fail");
-        buf
+        chatload::measure::metrics::encode(&self.registry)
     }
 }
 

@@ -14,10 +14,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE as CONTENT_TYPE_HEADER, HeaderValue};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,10 +28,6 @@ use tracing::{debug, info, warn};
 
 /// HTTP connections served at once (a WebSocket leaves this count once upgraded).
 pub const MAX_CONNECTIONS: usize = 4096;
-/// A client must send a request head within this time once it started one.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest request head (hyper answers 431 beyond it).
-const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// A response with a small in-memory body.
 pub type Reply = Response<Full<Bytes>>;
@@ -78,12 +73,7 @@ impl Drop for InFlight {
 /// Accept connections until shutdown; each is served in its own task of `shared.tasks`.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEADER_BYTES)
-        .keep_alive(true);
+    let builder = chatload::daemon::http::http1_builder();
     loop {
         let permit = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
