@@ -425,7 +425,7 @@ impl E2eConfig {
             );
         }
         let vis = &self.visibility;
-        if let Err(e) = super::validate::check_identifier(&vis.keyspace) {
+        if let Err(e) = super::rules::check_identifier(&vis.keyspace) {
             v.fail("e2e.visibility.keyspace", e);
         }
         if !(0.0..=1.0).contains(&vis.sample) {

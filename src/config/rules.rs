@@ -170,3 +170,16 @@ impl Rules {
         self.errors
     }
 }
+
+/// A lowercase CQL identifier (a keyspace chatload only reads may be any).
+pub fn check_identifier(ks: &str) -> Result<(), String> {
+    let mut chars = ks.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !first_ok || !rest_ok || ks.len() > 48 {
+        return Err(format!(
+            "must be a lowercase CQL identifier (a-z first, then a-z, 0-9, _; at most 48), got {ks:?}"
+        ));
+    }
+    Ok(())
+}

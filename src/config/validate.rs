@@ -2,7 +2,7 @@
 
 use super::backends::ReplicationStrategy;
 use super::model::Config;
-use super::rules::{FieldError, MAX_BATCH, MAX_TRAFFIC_THREADS, Rules};
+use super::rules::{FieldError, MAX_BATCH, MAX_TRAFFIC_THREADS, Rules, check_identifier};
 use super::spec::SloValue;
 use std::time::Duration;
 
@@ -350,19 +350,6 @@ pub fn check_host_port(s: &str) -> Result<(), String> {
     if !host_ok || (looks_ipv4 && host.parse::<std::net::Ipv4Addr>().is_err()) {
         return Err(format!(
             "not a valid host name or IP address: {host:?} in {s:?}"
-        ));
-    }
-    Ok(())
-}
-
-/// A lowercase CQL identifier (a keyspace chatload only reads may be any).
-pub fn check_identifier(ks: &str) -> Result<(), String> {
-    let mut chars = ks.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if !first_ok || !rest_ok || ks.len() > 48 {
-        return Err(format!(
-            "must be a lowercase CQL identifier (a-z first, then a-z, 0-9, _; at most 48), got {ks:?}"
         ));
     }
     Ok(())

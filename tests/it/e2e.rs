@@ -346,14 +346,35 @@ fn gateway_paused_fails_delivery_while_api_and_db_pass() {
     );
 }
 
-/// Buffered mode with the worker paused: posts are still accepted fast, the queue rises and never
-/// falls while it is paused, and drains after it resumes; the queue-depth SLO fails, the API's pass.
+/// Buffered mode (a Redis list) with the worker paused: posts are still accepted, the queue rises
+/// and never falls while it is paused, and drains after it resumes; on the status page the
+/// queue-depth SLO fails while the API's pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_paused_queue_rises_then_drains() {
+    worker_paused(false).await;
+}
+
+/// The same with a Redis stream and a consumer group: the depth is lag + pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_paused_stream_lag_rises_then_drains() {
+    worker_paused(true).await;
+}
+
+async fn worker_paused(stream: bool) {
     let _stack = STACK_LOCK.write().await;
     require_stack();
-    let svc = Service::start("wpause", true);
-    let config = svc.config((4, 100.0, 8), "", "e2e_queue_depth_max = 500\n");
+    let svc = if stream {
+        Service::start_with("wpauses", true, &["--queue", "stream"])
+    } else {
+        Service::start("wpause", true)
+    };
+    let mut config = svc.config((4, 100.0, 8), "", "e2e_queue_depth_max = 500\n");
+    if stream {
+        config = config.replace(
+            "[e2e.queue]\nenabled = true\n",
+            "[e2e.queue]\nenabled = true\nkind = \"stream\"\ngroup = \"chatsvc-workers\"\n",
+        );
+    }
     let c = Chatload::start(&config).await;
     let depth = "chatload_e2e_queue_depth";
     c.wait_at_least(
@@ -393,6 +414,9 @@ async fn worker_paused_queue_rises_then_drains() {
         posts_failed, 0.0,
         "posts are accepted (202) while the worker is paused"
     );
+    // The status page samples every 10 s, and at once when asked after a second without one:
+    // asking now puts the paused queue's depth into its window.
+    let _ = crate::common::http(c.addr, "GET", "/api/v1/status").await;
     signal(worker, "CONT");
     let resumed = Instant::now();
     loop {
@@ -411,7 +435,20 @@ async fn worker_paused_queue_rises_then_drains() {
             .await
             > 0.0
     );
-    drop(c);
+    let (_, _, body) = crate::common::http(c.addr, "GET", "/api/v1/status").await;
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let verdict = |slo: &str| {
+        status["slos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["slo"] == slo)
+            .unwrap_or_else(|| panic!("no {slo} row on the status page: {status}"))["pass"]
+            .as_bool()
+            .unwrap()
+    };
+    assert!(!verdict("e2e_queue_depth_max"), "{status}");
+    assert!(verdict("e2e_api_success"), "{status}");
 }
 
 /// Faults the service counts itself: every dropped delivery is counted lost and every duplicated
