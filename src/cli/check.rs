@@ -22,6 +22,8 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// How long the database (and the chat service, with `[e2e]`) may take to answer before `check`
 /// gives up with exit code 3.
 pub const CONNECT_WAIT: Duration = Duration::from_secs(30);
+/// How long the canary's subscribers must have been ready before its window begins.
+pub const READY_SETTLE: Duration = Duration::from_secs(1);
 /// Above this p99 of its receiving thread's wake-up lag, the canary's rows say it limited them.
 pub const CANARY_LIMITED: f64 = 0.005;
 
@@ -126,13 +128,25 @@ pub async fn run(mut cfg: Config, duration: Duration, warmup: Duration, format: 
     }
     tokio::time::sleep(warmup).await;
     if let Some(canary) = &e2e {
-        // The measured window starts once 99 % of the subscribers are ready, waiting at most the
-        // time their connect timetable needs.
+        // The measured window starts once 99 % of the subscribers have been ready for
+        // READY_SETTLE (so the posts it counts were made to the full population, not to the one
+        // still connecting a moment before), waiting at most the time their connect timetable
+        // needs.
         let (_, target) = canary.subscribers();
         let wait = Duration::from_secs_f64(target as f64 / cfg.e2e.subscribers.connect_rate)
+            + READY_SETTLE
             + Duration::from_secs(2);
         let t0 = Instant::now();
-        while (canary.subscribers().0 as f64) < 0.99 * target as f64 && t0.elapsed() < wait {
+        let mut ready_since: Option<Instant> = None;
+        while t0.elapsed() < wait {
+            if (canary.subscribers().0 as f64) >= 0.99 * target as f64 {
+                let since = *ready_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= READY_SETTLE {
+                    break;
+                }
+            } else {
+                ready_since = None;
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let (ready, _) = canary.subscribers();
