@@ -845,3 +845,112 @@ async fn posts_go_over_tls_with_the_auth_header_from_a_file() {
     .await;
     assert_eq!(c.metric(&post("ok")).await, 0.0);
 }
+
+/// The service's Redis (a server of this test's own) paused 5 s under buffered posts: chatload
+/// cannot read the queue, so its depth is unknown (`queue_up` 0, the gauge never drops to 0), and
+/// the posts time out. Once Redis resumes, the LPUSHes already sent land: the queue is readable
+/// again and drains below 50 within 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_redis_makes_the_queue_unknown_never_zero() {
+    let _stack = STACK_LOCK.write().await;
+    require_stack();
+    let port = crate::common::closed_port();
+    let redis = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed however the test ends (after `resume` below lets it go on, if it was stopped).
+    let redis = KillOnDrop(redis);
+    let own = format!("127.0.0.1:{port}");
+    let t = Instant::now();
+    while std::net::TcpStream::connect(&own).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "redis-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("redis://{own}");
+    let svc = Service::start_with("rpause", true, &["--redis", &url]);
+    // chatload's own Redis (its traffic's and the queue's) is this one too.
+    let config = svc
+        .config((4, 100.0, 8), "", "")
+        .replace(&format!("redis://{REDIS}"), &url);
+    let c = Chatload::start(&config).await;
+    let up = "chatload_e2e_queue_up";
+    let depth = "chatload_e2e_queue_depth";
+    c.wait_at_least(up, 1.0, Duration::from_secs(15), "the queue is read")
+        .await;
+    // The worker paused first, so the queue holds something: its depth while unknown must stay
+    // what was last read, not fall to 0.
+    let worker = svc.worker.as_ref().unwrap().pid();
+    let resume_worker = ResumeOnDrop(worker);
+    signal(worker, "STOP");
+    c.wait_at_least(depth, 100.0, Duration::from_secs(5), "the queue fills")
+        .await;
+    let resume = ResumeOnDrop(redis.0.id());
+    let mut last_known = c.metric(depth).await;
+    signal(redis.0.id(), "STOP");
+    let paused = Instant::now();
+    let mut saw_unknown = false;
+    while paused.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let scrape = c.scrape().await;
+        let d = metric(&scrape, depth).expect("the depth series stays");
+        if metric(&scrape, up) == Some(0.0) {
+            saw_unknown = true;
+            assert_eq!(
+                d, last_known,
+                "an unreadable queue keeps its last known depth (with queue_up 0), never a made-up one"
+            );
+        } else {
+            last_known = d;
+        }
+    }
+    assert!(saw_unknown, "a paused Redis makes the queue unknown");
+    assert!(last_known >= 100.0);
+    let timeouts =
+        "chatload_operations_total{backend=\"chat_api\",op=\"api_post\",outcome=\"timeout\"}";
+    signal(redis.0.id(), "CONT");
+    drop(resume_worker);
+    c.wait_at_least(
+        timeouts,
+        1.0,
+        Duration::from_secs(5),
+        "posts held by the paused Redis time out",
+    )
+    .await;
+    c.wait_at_least(up, 1.0, Duration::from_secs(5), "readable again")
+        .await;
+    let resumed = Instant::now();
+    loop {
+        let d = c.metric(depth).await;
+        if d < 50.0 {
+            break;
+        }
+        assert!(resumed.elapsed() < Duration::from_secs(10), "drains: {d}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(c);
+    drop(svc);
+    drop(resume);
+}
+
+/// A child process killed when dropped.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
