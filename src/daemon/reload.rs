@@ -4,8 +4,8 @@
 //! (from the next due operation on), every probe's `enabled`/`interval`/`timeout`/`jitter` and
 //! specific keys, the SLOs (probes, status page), and `http.web_config_file`, which is read again
 //! (certificates, users). Keys that need a restart (`http.listen`, `log`,
-//! `scylla`, `redis`, `instance`, and the shape of the traffic: streams, senders, mix, write mode,
-//! in-flight cap, TTL, seed) keep their running values, and the reload says which of them differ.
+//! `scylla`, `redis`, `instance`, the shape of the traffic: streams, senders, mix, write mode,
+//! in-flight cap, TTL, seed; and the whole `[e2e]` canary) keep their running values, and the reload says which of them differ.
 //! An invalid configuration is rejected with every problem, and the running one stays.
 //! `chatload_config_reload_total{outcome}` counts both, `chatload_config_hash` follows the
 //! effective configuration.
@@ -188,6 +188,8 @@ pub fn merge(current: &Config, new: Config) -> (Config, Vec<&'static str>) {
     keep!(traffic.ttl, "traffic.ttl");
     keep!(traffic.seed, "traffic.seed");
     keep!(traffic.drain_timeout, "traffic.drain_timeout");
+    // The canary's threads, sockets and metric families are made at start.
+    keep!(e2e, "e2e");
     (effective, need_restart)
 }
 
@@ -205,6 +207,7 @@ mod tests {
         new.slo.write_p99 = HumanDuration::from_millis(10);
         new.scylla.keyspace = "other".into();
         new.traffic.streams = 7;
+        new.e2e.post.rate = 5.0;
         let (effective, need_restart) = merge(&current, new);
         assert_eq!(effective.traffic.write_rate, 300.0);
         assert_eq!(
@@ -217,7 +220,11 @@ mod tests {
             "kept until a restart"
         );
         assert_eq!(effective.traffic.streams, 100);
-        assert_eq!(need_restart, ["scylla", "traffic.streams"]);
+        assert_eq!(
+            effective.e2e.post.rate, 100.0,
+            "the canary is made at start"
+        );
+        assert_eq!(need_restart, ["scylla", "traffic.streams", "e2e"]);
     }
 
     #[test]
