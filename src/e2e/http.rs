@@ -149,12 +149,6 @@ impl Pool {
         self.lock().open -= 1;
     }
 
-    /// Whether a request could start now without waiting (an idle connection, or room to dial).
-    pub fn has_room(&self) -> bool {
-        let s = self.lock();
-        !s.idle.is_empty() || s.open < self.cap
-    }
-
     /// Send one request (`target`: a full URL of this pool's endpoint), bounded by `timeout` from
     /// now, dial included. `Err` with `Dropped` when no connection is free and the pool is full.
     pub async fn request(

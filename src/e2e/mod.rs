@@ -18,7 +18,7 @@ pub mod net;
 pub mod readback;
 pub mod subscribers;
 
-use self::http::Pool;
+use self::http::{Failure, Pool, Reply};
 use self::ledger::{Ledger, Population};
 use self::net::Dialer;
 use self::readback::ReadBack;
@@ -27,9 +27,9 @@ use crate::chat::text::Texts;
 use crate::chat::workload::{channel_id, sender_id};
 use crate::config::template::{Placeholder, push_json_escaped};
 use crate::config::{Config, E2eConfig, E2eTemplates, instance_rate};
-use crate::measure::e2e::{CHAT_API, E2eMetrics, E2eView, e2e_buckets};
+use crate::measure::e2e::{CHAT_API, E2eMetrics, E2eSnapshot, E2eView, e2e_buckets};
 use crate::measure::metrics::Metrics;
-use crate::measure::record::{OpRecorder, Outcome};
+use crate::measure::record::{OpRecorder, Outcome, merged_snapshot};
 use crate::store::{RedisBackend, ScyllaBackend};
 use bytes::Bytes;
 use hyper::Method;
@@ -296,19 +296,25 @@ impl Canary {
 
     /// What the canary measured so far.
     pub fn snapshot(&self) -> E2eView {
-        E2eView {
-            canary: self.ctx.metrics.snapshot(),
-            post: self.ctx.post.snapshot(),
-            read: self.ctx.read.snapshot(),
-        }
+        self.view(self.ctx.metrics.snapshot())
     }
 
     /// Start a measuring window (see [`E2eMetrics::begin_window`]).
     pub fn begin_window(&self) -> E2eView {
+        let canary = self.ctx.metrics.begin_window();
+        let (post, read) = (self.ctx.post.begin_window(), self.ctx.read.begin_window());
+        E2eView { canary, post, read }
+    }
+
+    /// `canary` with the two API ops, and the API latency of both together (their exact
+    /// histograms merged, since the start or the last window).
+    fn view(&self, mut canary: E2eSnapshot) -> E2eView {
+        let (post, read) = (&self.ctx.post, &self.ctx.read);
+        canary.api = merged_snapshot(&[post, read]).duration;
         E2eView {
-            canary: self.ctx.metrics.begin_window(),
-            post: self.ctx.post.begin_window(),
-            read: self.ctx.read.begin_window(),
+            canary,
+            post: post.snapshot(),
+            read: read.snapshot(),
         }
     }
 
@@ -325,11 +331,6 @@ impl Canary {
     /// Posts and reads per second this instance starts.
     pub fn rates(&self) -> (f64, f64) {
         (self.post_rate, self.read_rate)
-    }
-
-    /// The delivery timeout.
-    pub fn delivery_timeout(&self) -> Duration {
-        self.ctx.cfg.delivery_timeout.get()
     }
 
     /// Stop posting and reading, let the requests in flight end and every pending post reach its
@@ -557,25 +558,44 @@ fn render_post(
     (url, Bytes::from(body))
 }
 
-/// Count an API request and observe it from its schedule (a failure at no less than the timeout).
-fn record(
+/// Send one request of `op` and count it, whatever became of it: observed from its schedule (a
+/// failure at no less than the request timeout: the recorder's rule), a failure logged.
+async fn exchange(
     ctx: &Ctx,
-    rec: &OpRecorder,
-    outcome: Outcome,
+    (pool, rec): (&Pool, &OpRecorder),
+    method: Method,
+    url: &str,
+    body: Option<Bytes>,
     scheduled: Instant,
-    sent: Option<Instant>,
-) {
-    let done = Instant::now();
-    let deadline = ctx.cfg.request_timeout.get();
-    let mut latency = done - scheduled;
-    if outcome != Outcome::Ok {
-        latency = latency.max(deadline);
-    }
-    ctx.metrics.api_latency(latency);
+) -> Result<Reply, Failure> {
+    let result = pool
+        .request(
+            method,
+            url,
+            body,
+            &ctx.headers,
+            ctx.cfg.request_timeout.get(),
+        )
+        .await;
+    let (outcome, sent) = match &result {
+        Ok(reply) => {
+            ctx.answered.store(true, Ordering::Relaxed);
+            let outcome = reply.outcome();
+            if outcome != Outcome::Ok {
+                rec.log_failure(outcome, &format!("HTTP {}", reply.status));
+            }
+            (outcome, Some(reply.sent))
+        }
+        Err(f) => {
+            rec.log_failure(f.outcome, &f.error);
+            (f.outcome, f.sent)
+        }
+    };
     match sent {
-        Some(sent) => rec.completed(outcome, 1, scheduled, sent, done),
+        Some(sent) => rec.completed(outcome, 1, scheduled, sent, Instant::now()),
         None => rec.not_sent(outcome, 1),
     }
+    result
 }
 
 struct InFlight<'a>(&'a Ctx);
@@ -601,52 +621,29 @@ async fn post(ctx: Arc<Ctx>, k: u64, scheduled: Instant) {
     let index = (k % ctx.channels.len() as u64) as u32;
     let channel = ctx.channels[index as usize];
     let Some(reg) = ctx.ledger.register(index, scheduled.into_std()) else {
-        record(&ctx, &ctx.post, Outcome::Dropped, scheduled, None);
+        ctx.post.not_sent(Outcome::Dropped, 1);
         return;
     };
     let (url, body) = render_post(&ctx, reg.id, channel, reg.seq, k, scheduled);
     ctx.ledger.sent(reg.id, std::time::Instant::now());
-    let result = ctx
-        .post_pool
-        .request(
-            Method::POST,
-            &url,
-            Some(body),
-            &ctx.headers,
-            ctx.cfg.request_timeout.get(),
-        )
-        .await;
-    match result {
-        Ok(reply) => {
-            ctx.answered.store(true, Ordering::Relaxed);
-            let outcome = reply.outcome();
-            if outcome == Outcome::Ok {
-                ctx.ledger.acked(reg.id);
-                {
-                    let mut acks = ctx.acks[index as usize]
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner());
-                    acks.push_back((Instant::now(), reg.id));
-                    while acks.len() > 64 {
-                        acks.pop_front();
-                    }
+    let op = (&ctx.post_pool, &ctx.post);
+    match exchange(&ctx, op, Method::POST, &url, Some(body), scheduled).await {
+        Ok(reply) if reply.outcome() == Outcome::Ok => {
+            ctx.ledger.acked(reg.id);
+            {
+                let mut acks = ctx.acks[index as usize]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                acks.push_back((Instant::now(), reg.id));
+                while acks.len() > 64 {
+                    acks.pop_front();
                 }
-                sample_visibility(&ctx, &reply.body, channel, reg.id, scheduled);
-            } else {
-                ctx.post
-                    .log_failure(outcome, &format!("HTTP {}", reply.status));
-                ctx.ledger.refused(reg.id);
             }
-            record(&ctx, &ctx.post, outcome, scheduled, Some(reply.sent));
+            sample_visibility(&ctx, &reply.body, channel, reg.id, scheduled);
         }
-        Err(f) => {
-            ctx.post.log_failure(f.outcome, &f.error);
-            match f.sent {
-                Some(_) => ctx.ledger.unanswered(reg.id),
-                None => ctx.ledger.abandon(reg.id),
-            }
-            record(&ctx, &ctx.post, f.outcome, scheduled, f.sent);
-        }
+        Ok(_) => ctx.ledger.refused(reg.id),
+        Err(f) if f.sent.is_some() => ctx.ledger.unanswered(reg.id),
+        Err(_) => ctx.ledger.abandon(reg.id),
     }
 }
 
@@ -695,39 +692,17 @@ async fn read(ctx: Arc<Ctx>, k: u64, scheduled: Instant) {
         Placeholder::Instance => out.push_str(&ctx.instance.to_string()),
         _ => {}
     });
-    let result = ctx
-        .read_pool
-        .request(
-            Method::GET,
-            &url,
-            None,
-            &ctx.headers,
-            ctx.cfg.request_timeout.get(),
-        )
-        .await;
-    match result {
-        Ok(reply) => {
-            ctx.answered.store(true, Ordering::Relaxed);
-            let outcome = reply.outcome();
-            if outcome == Outcome::Ok {
-                if let Some(id) = want {
-                    let needle = id.to_string();
-                    let fresh = reply
-                        .body
-                        .windows(needle.len())
-                        .any(|w| w == needle.as_bytes());
-                    ctx.metrics.read_check(fresh);
-                }
-            } else {
-                ctx.read
-                    .log_failure(outcome, &format!("HTTP {}", reply.status));
-            }
-            record(&ctx, &ctx.read, outcome, scheduled, Some(reply.sent));
-        }
-        Err(f) => {
-            ctx.read.log_failure(f.outcome, &f.error);
-            record(&ctx, &ctx.read, f.outcome, scheduled, f.sent);
-        }
+    let op = (&ctx.read_pool, &ctx.read);
+    if let Ok(reply) = exchange(&ctx, op, Method::GET, &url, None, scheduled).await
+        && reply.outcome() == Outcome::Ok
+        && let Some(id) = want
+    {
+        let needle = id.to_string();
+        let fresh = reply
+            .body
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes());
+        ctx.metrics.read_check(fresh);
     }
 }
 

@@ -168,7 +168,6 @@ struct Exact {
     delivery: hdrhistogram::Histogram<u64>,
     ws_connect: hdrhistogram::Histogram<u64>,
     visible: hdrhistogram::Histogram<u64>,
-    api: hdrhistogram::Histogram<u64>,
     rx_lag: hdrhistogram::Histogram<u64>,
 }
 
@@ -178,7 +177,6 @@ impl Exact {
             delivery: exact_histogram(),
             ws_connect: exact_histogram(),
             visible: exact_histogram(),
-            api: exact_histogram(),
             rx_lag: exact_histogram(),
         }
     }
@@ -226,7 +224,8 @@ pub struct E2eSnapshot {
     pub ws_connect: Percentiles,
     /// Database visibility latency from the scheduled start.
     pub visible: Percentiles,
-    /// API latency (posts and reads) from the scheduled start.
+    /// API latency (posts and reads together) from the scheduled start: filled by the canary,
+    /// which merges its two API recorders' exact histograms.
     pub api: Percentiles,
     /// How late the receiving thread handled frames.
     pub rx_lag: Percentiles,
@@ -607,12 +606,6 @@ impl E2eMetrics {
         self.exact().rx_lag.saturating_record(micros(lag));
     }
 
-    /// An API request's latency from its scheduled start (posts and reads together, for the API
-    /// SLOs' exact percentiles; the per-op histograms are the traffic's).
-    pub fn api_latency(&self, d: Duration) {
-        self.exact().api.saturating_record(micros(d));
-    }
-
     /// An API response of `code_class` (`none`: no response).
     pub fn http_response(&self, op: &str, code_class: &str) {
         self.http_responses
@@ -682,7 +675,7 @@ impl E2eMetrics {
             delivery: Percentiles::of(&e.delivery),
             ws_connect: Percentiles::of(&e.ws_connect),
             visible: Percentiles::of(&e.visible),
-            api: Percentiles::of(&e.api),
+            api: Percentiles::default(),
             rx_lag: Percentiles::of(&e.rx_lag),
             delivery_buckets: BucketCounts::of(&self.delivery),
             ws_connect_buckets: BucketCounts::of(&self.ws_connect),
