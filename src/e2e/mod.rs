@@ -27,7 +27,7 @@ use crate::chat::text::Texts;
 use crate::chat::workload::{channel_id, sender_id};
 use crate::config::template::{Placeholder, push_json_escaped};
 use crate::config::{Config, E2eConfig, E2eTemplates, instance_rate};
-use crate::measure::e2e::{CHAT_API, E2eMetrics, E2eSnapshot, E2eView, e2e_buckets};
+use crate::measure::e2e::{CHAT_API, E2eMetrics, E2eSnapshot, E2eView};
 use crate::measure::metrics::Metrics;
 use crate::measure::record::{OpRecorder, Outcome, merged_snapshot};
 use crate::store::{RedisBackend, ScyllaBackend};
@@ -110,22 +110,9 @@ impl Canary {
         let templates = e
             .templates()
             .map_err(|(k, m)| CanaryError::Setup(format!("{k}: {m}")))?;
-        let s = &cfg.slo;
         let e2e_metrics = Arc::new(E2eMetrics::register_with(
             metrics.registry(),
-            &e2e_buckets(
-                &[
-                    s.e2e_delivery_p95,
-                    s.e2e_delivery_p99,
-                    s.e2e_delivery_max,
-                    s.e2e_ws_connect_p95,
-                    s.e2e_ws_connect_p99,
-                    s.e2e_visible_p95,
-                    s.e2e_api_p95,
-                    s.e2e_api_p99,
-                ]
-                .map(|d| d.get().as_secs_f64()),
-            ),
+            &crate::measure::slo::e2e_latency_buckets(cfg),
             e.queue.enabled,
         ));
         let (index, count) = (cfg.instance.index, cfg.instance.count.max(1));

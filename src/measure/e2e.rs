@@ -303,7 +303,7 @@ fn read(
 
 impl E2eMetrics {
     /// Create every e2e family in `r`, with every label value at 0. `buckets`: [`E2E_BUCKETS`]
-    /// plus every e2e latency threshold.
+    /// plus every e2e latency threshold ([`crate::measure::slo::e2e_latency_buckets`]).
     pub fn register(r: &Registry, buckets: &[f64]) -> Self {
         Self::register_with(r, buckets, true)
     }
@@ -706,18 +706,6 @@ impl E2eView {
     }
 }
 
-/// The bucket bounds of the e2e histograms for these thresholds: [`E2E_BUCKETS`] plus each.
-pub fn e2e_buckets(thresholds: &[f64]) -> Vec<f64> {
-    let mut b = E2E_BUCKETS.to_vec();
-    for t in thresholds {
-        if !b.iter().any(|x| super::stats::same_bound(*x, *t)) {
-            b.push(*t);
-        }
-    }
-    b.sort_by(f64::total_cmp);
-    b
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -728,7 +716,6 @@ mod tests {
             assert!(E2E_BUCKETS.contains(&t), "{t}");
         }
         assert!(E2E_BUCKETS.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(e2e_buckets(&[0.3, 0.2]).len(), E2E_BUCKETS.len() + 1);
     }
 
     #[test]

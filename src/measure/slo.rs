@@ -409,6 +409,10 @@ pub const DELIVERY: &str = "chatload_e2e_delivery_seconds";
 pub const WS_CONNECT: &str = "chatload_e2e_ws_connect_seconds";
 /// The canary's database visibility latency.
 pub const VISIBLE: &str = "chatload_e2e_visible_seconds";
+/// The canary's expected deliveries by outcome.
+pub const DELIVERIES: &str = "chatload_e2e_deliveries_total";
+/// The canary's WebSocket connects by outcome.
+pub const WS_CONNECTS: &str = "chatload_e2e_ws_connects_total";
 /// Operations of the traffic and the canary's API requests.
 pub const OPERATIONS: &str = "chatload_operations_total";
 /// The selector of the canary's API requests.
@@ -446,7 +450,7 @@ fn e2e_slos(cfg: &Config) -> Vec<Slo> {
         (
             "e2e_delivery_success",
             Indicator::Success {
-                metric: "chatload_e2e_deliveries_total",
+                metric: DELIVERIES,
                 selector: "",
             },
             s.e2e_delivery_success,
@@ -480,7 +484,7 @@ fn e2e_slos(cfg: &Config) -> Vec<Slo> {
         (
             "e2e_ws_connect_success",
             Indicator::Success {
-                metric: "chatload_e2e_ws_connects_total",
+                metric: WS_CONNECTS,
                 selector: "",
             },
             s.e2e_ws_connect_success,
@@ -563,17 +567,34 @@ fn on_latency_buckets(slo: &Slo) -> bool {
         if metric == "chatload_operation_duration_seconds" || metric == "chatload_probe_duration_seconds")
 }
 
-/// The latency bucket bounds for `cfg`: [`LATENCY_BUCKETS`] plus every latency threshold judged
-/// on them.
-pub fn latency_buckets(cfg: &Config) -> Vec<f64> {
-    let mut b = LATENCY_BUCKETS.to_vec();
+/// Whether `slo` judges one of the canary's own histograms (with [`e2e_latency_buckets`]).
+fn on_e2e_buckets(slo: &Slo) -> bool {
+    matches!(slo.indicator, Indicator::Latency { metric, .. }
+        if metric == DELIVERY || metric == WS_CONNECT || metric == VISIBLE)
+}
+
+/// `base` plus the threshold of every SLO of `cfg` that `judged_on` its histograms, sorted.
+fn with_thresholds(base: &[f64], cfg: &Config, judged_on: fn(&Slo) -> bool) -> Vec<f64> {
+    let mut b = base.to_vec();
     for slo in all(cfg) {
-        if on_latency_buckets(&slo) && !has_bound(&b, slo.threshold) {
+        if judged_on(&slo) && !has_bound(&b, slo.threshold) {
             b.push(slo.threshold);
         }
     }
     b.sort_by(f64::total_cmp);
     b
+}
+
+/// The latency bucket bounds for `cfg`: [`LATENCY_BUCKETS`] plus every latency threshold judged
+/// on them.
+pub fn latency_buckets(cfg: &Config) -> Vec<f64> {
+    with_thresholds(LATENCY_BUCKETS, cfg, on_latency_buckets)
+}
+
+/// The bucket bounds of the canary's latency histograms for `cfg`:
+/// [`crate::measure::e2e::E2E_BUCKETS`] plus every threshold judged on them.
+pub fn e2e_latency_buckets(cfg: &Config) -> Vec<f64> {
+    with_thresholds(crate::measure::e2e::E2E_BUCKETS, cfg, on_e2e_buckets)
 }
 
 /// Latency thresholds of `cfg` that are not bounds of `buckets` (a reload cannot add bounds to the

@@ -120,7 +120,7 @@ impl Measured {
 
 /// What the canary's window observed for one of its SLOs.
 fn e2e_observed(e: &E2eView, slo: &Slo, m: &Measured) -> Observed {
-    use crate::measure::slo::{DELIVERY, VISIBLE, WS_CONNECT};
+    use crate::measure::slo::{DELIVERIES, DELIVERY, VISIBLE, WS_CONNECT, WS_CONNECTS};
     let c = &e.canary;
     match slo.indicator {
         Indicator::Latency {
@@ -137,10 +137,8 @@ fn e2e_observed(e: &E2eView, slo: &Slo, m: &Measured) -> Observed {
         }
         Indicator::Success { metric, .. } => {
             let (good, total) = match metric {
-                "chatload_e2e_deliveries_total" => {
-                    (E2eSnapshot::count(&c.deliveries, "ok"), c.expected())
-                }
-                "chatload_e2e_ws_connects_total" => (
+                DELIVERIES => (E2eSnapshot::count(&c.deliveries, "ok"), c.expected()),
+                WS_CONNECTS => (
                     E2eSnapshot::count(&c.ws_connects, "ok"),
                     c.ws_connects.values().sum(),
                 ),

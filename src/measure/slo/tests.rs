@@ -256,6 +256,17 @@ fn the_canarys_slos_have_their_units_and_promql() {
         q.contains(r#"chatload_e2e_deliveries_total{outcome!="ok"}"#),
         "{q}"
     );
+    // Each threshold is a bound of the histograms it is judged on, and only of those.
+    let mut custom = defaults();
+    custom.slo.e2e_delivery_p95 = HumanDuration::from_millis(300);
+    custom.slo.e2e_api_p95 = HumanDuration::from_millis(300);
+    let e2e = e2e_latency_buckets(&custom);
+    assert_eq!(e2e.len(), crate::measure::e2e::E2E_BUCKETS.len() + 1);
+    assert!(e2e.contains(&0.3) && latency_buckets(&custom).contains(&0.3));
+    assert_eq!(
+        e2e_latency_buckets(&defaults()),
+        crate::measure::e2e::E2E_BUCKETS
+    );
     // The canary's thresholds do not change the operations' bucket layout.
     assert_eq!(
         latency_buckets(&cfg).len(),
