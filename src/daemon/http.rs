@@ -31,10 +31,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -75,6 +76,33 @@ pub fn http1_builder() -> http1::Builder {
     builder
 }
 
+/// The next connection of `listener` with its slot of `slots` (held while it is served), or
+/// `None` once `shutdown` is cancelled. A failed accept (EMFILE and friends) is logged and retried
+/// after 100 ms instead of spinning. Also what the reference chat service accepts with.
+pub async fn next_connection(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+    shutdown: &CancellationToken,
+) -> Option<(OwnedSemaphorePermit, TcpStream, SocketAddr)> {
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            p = slots.clone().acquire_owned() => p.expect("semaphore is never closed"),
+        };
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => return Some((permit, stream, peer)),
+            Err(e) => {
+                warn!(error = %e, "failed to accept an HTTP connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// Accept connections on `listener` until `shutdown`, then let open requests finish
 /// (up to [`SHUTDOWN_GRACE`]).
 pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: CancellationToken) {
@@ -82,21 +110,9 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: Cance
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let builder = http1_builder();
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = slots.clone().acquire_owned() => p.expect("semaphore is never closed"),
-        };
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    warn!(error = %e, "failed to accept an HTTP connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let Some((permit, stream, peer)) = next_connection(&listener, &slots, &shutdown).await
+        else {
+            break;
         };
         let tls = state.web.current().tls().cloned();
         let state = state.clone();

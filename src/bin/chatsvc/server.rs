@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 /// HTTP connections served at once (a WebSocket leaves this count once upgraded).
 pub const MAX_CONNECTIONS: usize = 4096;
@@ -75,21 +75,9 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let builder = chatload::daemon::http::http1_builder();
     loop {
-        let permit = tokio::select! {
-            _ = shared.shutdown.cancelled() => break,
-            p = slots.clone().acquire_owned() => p.expect("semaphore is never closed"),
-        };
-        let (stream, peer) = tokio::select! {
-            _ = shared.shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    warn!(error = %e, "failed to accept an HTTP connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let next = chatload::daemon::http::next_connection(&listener, &slots, &shared.shutdown);
+        let Some((permit, stream, peer)) = next.await else {
+            break;
         };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity {
