@@ -15,7 +15,7 @@ use crate::measure::record::OpSnapshot;
 use crate::measure::slo::WINDOW;
 use crate::measure::snapshot::ProbeSnapshot;
 use crate::measure::snapshot::TrafficSnapshot;
-use crate::measure::stats::{BucketCounts, Percentiles};
+use crate::measure::stats::{BucketCounts, Percentiles, counts_since};
 use crate::probes::ProbeScheduler;
 use crate::report::status_page::{Point, Status};
 use crate::report::{Measured, evaluate};
@@ -228,8 +228,8 @@ impl StatusBoard {
             let before = first.probes.get(name).cloned().unwrap_or_default();
             let buckets = now.buckets.minus(&before.buckets);
             let since = |a: &BTreeMap<&'static str, u64>, b: &BTreeMap<&'static str, u64>| {
-                a.iter()
-                    .map(|(k, v)| (*k, v - b.get(k).copied().unwrap_or(0).min(*v)))
+                counts_since(a, b)
+                    .into_iter()
                     .filter(|(_, v)| *v > 0)
                     .collect()
             };

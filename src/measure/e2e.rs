@@ -5,7 +5,7 @@
 //! The API requests themselves are traffic operations (`chatload_operations_total{backend="chat_api",
 //! op="api_post"|"api_read"}` and their histograms, see [`crate::measure::record::OpRecorder`]).
 
-use super::stats::{BucketCounts, Percentiles, exact_histogram, micros};
+use super::stats::{BucketCounts, Percentiles, counts_since, exact_histogram, micros};
 use prometheus::{
     Counter, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry,
@@ -240,15 +240,6 @@ pub struct E2eSnapshot {
     pub visible_buckets: BucketCounts,
 }
 
-fn minus_map(
-    a: &BTreeMap<&'static str, u64>,
-    b: &BTreeMap<&'static str, u64>,
-) -> BTreeMap<&'static str, u64> {
-    a.iter()
-        .map(|(k, v)| (*k, v.saturating_sub(b.get(k).copied().unwrap_or(0))))
-        .collect()
-}
-
 impl E2eSnapshot {
     /// Counts since `earlier` (percentiles, gauges and the window's maximum kept as they are).
     ///
@@ -258,13 +249,13 @@ impl E2eSnapshot {
     /// every connect of the run, the first ones included.
     pub fn minus_counts(&self, earlier: &E2eSnapshot) -> E2eSnapshot {
         E2eSnapshot {
-            deliveries: minus_map(&self.deliveries, &earlier.deliveries),
-            messages: minus_map(&self.messages, &earlier.messages),
-            anomalies: minus_map(&self.anomalies, &earlier.anomalies),
-            ws_disconnects: minus_map(&self.ws_disconnects, &earlier.ws_disconnects),
-            visibility: minus_map(&self.visibility, &earlier.visibility),
-            reads: minus_map(&self.reads, &earlier.reads),
-            http_connects: minus_map(&self.http_connects, &earlier.http_connects),
+            deliveries: counts_since(&self.deliveries, &earlier.deliveries),
+            messages: counts_since(&self.messages, &earlier.messages),
+            anomalies: counts_since(&self.anomalies, &earlier.anomalies),
+            ws_disconnects: counts_since(&self.ws_disconnects, &earlier.ws_disconnects),
+            visibility: counts_since(&self.visibility, &earlier.visibility),
+            reads: counts_since(&self.reads, &earlier.reads),
+            http_connects: counts_since(&self.http_connects, &earlier.http_connects),
             ready_seconds: self.ready_seconds - earlier.ready_seconds,
             target_seconds: self.target_seconds - earlier.target_seconds,
             delivery_buckets: self.delivery_buckets.minus(&earlier.delivery_buckets),

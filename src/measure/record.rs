@@ -21,7 +21,9 @@
 //! shards of one (backend, op).
 
 use crate::measure::sharded::TrafficMetrics;
-use crate::measure::stats::{BucketCounts, ExactLatency, Percentiles, exact_histogram, micros};
+use crate::measure::stats::{
+    BucketCounts, ExactLatency, Percentiles, counts_since, exact_histogram, micros,
+};
 use prometheus::{Histogram, IntCounter};
 use serde::Serialize;
 use std::sync::Mutex;
@@ -121,9 +123,7 @@ impl OpSnapshot {
     pub fn minus_counts(&self, earlier: &OpSnapshot) -> OpSnapshot {
         let mut d = self.clone();
         d.due = d.due.saturating_sub(earlier.due);
-        for (k, v) in d.outcomes.iter_mut() {
-            *v -= earlier.outcomes.get(k).copied().unwrap_or(0).min(*v);
-        }
+        d.outcomes = counts_since(&self.outcomes, &earlier.outcomes);
         d.buckets = self.buckets.minus(&earlier.buckets);
         d
     }

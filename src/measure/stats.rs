@@ -6,6 +6,7 @@
 
 use prometheus::Histogram;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Latency distributions in HDR histograms (microseconds, 3 significant digits: a reported value is
@@ -184,6 +185,17 @@ impl BucketCounts {
         }
         self.bounds.last().copied()
     }
+}
+
+/// Each count of `now` less the same key's count in `earlier` (never below 0): counters read
+/// twice, what happened between.
+pub fn counts_since(
+    now: &BTreeMap<&'static str, u64>,
+    earlier: &BTreeMap<&'static str, u64>,
+) -> BTreeMap<&'static str, u64> {
+    now.iter()
+        .map(|(k, v)| (*k, v.saturating_sub(earlier.get(k).copied().unwrap_or(0))))
+        .collect()
 }
 
 /// Two bucket bounds are the same when they differ by float rounding only.
