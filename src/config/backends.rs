@@ -286,7 +286,7 @@ impl RedisConfig {
 }
 
 /// A secret given inline or as the first line of a file.
-fn secret(inline: &str, file: &str) -> std::io::Result<Option<String>> {
+pub(super) fn secret(inline: &str, file: &str) -> std::io::Result<Option<String>> {
     if !inline.is_empty() {
         return Ok(Some(inline.to_string()));
     }

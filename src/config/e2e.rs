@@ -301,14 +301,7 @@ impl E2eConfig {
 
     /// The auth header's value, if any (`auth_value` or the first line of `auth_value_file`).
     pub fn auth_value(&self) -> std::io::Result<Option<String>> {
-        if !self.auth_value.is_empty() {
-            return Ok(Some(self.auth_value.expose().to_string()));
-        }
-        if self.auth_value_file.is_empty() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(&self.auth_value_file)?;
-        Ok(Some(text.lines().next().unwrap_or_default().to_string()))
+        super::backends::secret(self.auth_value.expose(), &self.auth_value_file)
     }
 
     /// Subscribers on the busiest channel.
@@ -338,18 +331,12 @@ impl E2eConfig {
                 "must be a header name, e.g. Authorization",
             );
         }
-        if !self.auth_value.is_empty() && !self.auth_value_file.is_empty() {
-            v.fail(
-                "e2e.auth_value_file",
-                "set either auth_value or auth_value_file, not both",
-            );
-        }
-        if let Err(e) = self.auth_value() {
-            v.fail(
-                "e2e.auth_value_file",
-                format!("cannot read {:?}: {e}", self.auth_value_file),
-            );
-        }
+        v.secret_named(
+            "e2e",
+            ("auth_value", "auth_value_file"),
+            self.auth_value.expose(),
+            &self.auth_value_file,
+        );
         if self.auth_header.is_empty()
             && (!self.auth_value.is_empty() || !self.auth_value_file.is_empty())
         {

@@ -59,17 +59,29 @@ impl Rules {
 
     /// `<section>.password` and `<section>.password_file`: one or the other, and a readable file.
     pub(super) fn secret(&mut self, section: &str, inline: &str, file: &str) {
+        self.secret_named(section, ("password", "password_file"), inline, file);
+    }
+
+    /// A secret given inline (key `names.0`) or as a file (key `names.1`) of `section`: one or
+    /// the other, and a readable file.
+    pub(super) fn secret_named(
+        &mut self,
+        section: &str,
+        (inline_key, file_key): (&str, &str),
+        inline: &str,
+        file: &str,
+    ) {
         if !inline.is_empty() && !file.is_empty() {
             self.fail(
-                format!("{section}.password_file"),
-                "set either password or password_file, not both",
+                format!("{section}.{file_key}"),
+                format!("set either {inline_key} or {file_key}, not both"),
             );
         }
         if !file.is_empty()
             && let Err(e) = std::fs::read_to_string(file)
         {
             self.fail(
-                format!("{section}.password_file"),
+                format!("{section}.{file_key}"),
                 format!("cannot read {file:?}: {e}"),
             );
         }
