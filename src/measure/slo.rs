@@ -71,8 +71,8 @@ pub enum Indicator {
     Count {
         /// The counter.
         metric: &'static str,
-        /// Its label selector.
-        selector: &'static str,
+        /// Its `kind` label value.
+        kind: &'static str,
     },
     /// One counter's increase over another's (a time-weighted share) is at least the threshold.
     Share {
@@ -459,7 +459,7 @@ fn e2e_slos(cfg: &Config) -> Vec<Slo> {
             "e2e_duplicates_max",
             Indicator::Count {
                 metric: "chatload_e2e_anomalies_total",
-                selector: r#"kind="duplicate""#,
+                kind: "duplicate",
             },
             s.e2e_duplicates_max,
         ),
@@ -467,7 +467,7 @@ fn e2e_slos(cfg: &Config) -> Vec<Slo> {
             "e2e_out_of_order_max",
             Indicator::Count {
                 metric: "chatload_e2e_anomalies_total",
-                selector: r#"kind="out_of_order""#,
+                kind: "out_of_order",
             },
             s.e2e_out_of_order_max,
         ),

@@ -154,10 +154,11 @@ fn e2e_observed(e: &E2eView, slo: &Slo, m: &Measured) -> Observed {
             seconds: m.seconds,
             target_rate: m.target_post_rate,
         },
-        Indicator::Count { selector, .. } => {
-            let kind = selector.trim_start_matches("kind=\"").trim_end_matches('"');
-            Observed::Count(E2eSnapshot::count(&c.anomalies, kind))
-        }
+        // A kind the snapshot does not have is no data, never a count of 0.
+        Indicator::Count { kind, .. } => c
+            .anomalies
+            .get(kind)
+            .map_or(Observed::Nothing, |n| Observed::Count(*n)),
         Indicator::Share { .. } => Observed::Share {
             part: c.ready_seconds,
             whole: c.target_seconds,

@@ -316,3 +316,59 @@ fn text_report_marks_failed_rows_and_says_how_precise_it_is() {
     assert_eq!(human_seconds(0.000_25), "250 µs");
     assert_eq!(human_seconds(2.5), "2.50 s");
 }
+
+/// The canary's count SLOs read their own anomaly kind: duplicates fail `e2e_duplicates_max`
+/// and only it, an out-of-order delivery `e2e_out_of_order_max` and only it; no canary, no rows;
+/// a snapshot without the kind is no data.
+#[test]
+fn the_canarys_anomaly_rows_count_their_own_kind() {
+    use crate::measure::e2e::{E2eSnapshot, E2eView};
+    let mut cfg = crate::probes::registry::defaults();
+    let rows_with = |cfg: &Config, kind: &'static str, n: u64| {
+        let mut canary = E2eSnapshot::default();
+        for k in ["duplicate", "out_of_order", "late"] {
+            canary.anomalies.insert(k, 0);
+        }
+        canary.anomalies.insert(kind, n);
+        let m = Measured {
+            e2e: Some(E2eView {
+                canary,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        evaluate(cfg, &m)
+    };
+    let find = |rows: &[SloRow], slo: &str| rows.iter().find(|r| r.slo == slo).cloned();
+    assert!(
+        find(&rows_with(&cfg, "duplicate", 2), "e2e_duplicates_max").is_none(),
+        "judged only when the canary runs"
+    );
+    cfg.e2e.enabled = true;
+    let rows = rows_with(&cfg, "duplicate", 2);
+    let dup = find(&rows, "e2e_duplicates_max").unwrap();
+    assert!(!dup.pass && dup.measured == Some(2.0), "{dup:?}");
+    assert!(find(&rows, "e2e_out_of_order_max").unwrap().pass);
+    let rows = rows_with(&cfg, "out_of_order", 1);
+    assert!(!find(&rows, "e2e_out_of_order_max").unwrap().pass);
+    assert!(find(&rows, "e2e_duplicates_max").unwrap().pass);
+    let rows = rows_with(&cfg, "late", 5);
+    assert!(find(&rows, "e2e_duplicates_max").unwrap().pass);
+    assert!(find(&rows, "e2e_out_of_order_max").unwrap().pass);
+    let mut m = Measured {
+        e2e: Some(E2eView::default()),
+        ..Default::default()
+    };
+    let dup = |m: &Measured| find(&evaluate(&cfg, m), "e2e_duplicates_max").unwrap();
+    assert!(
+        !dup(&m).pass,
+        "a snapshot without the kind is no data, not 0"
+    );
+    m.e2e
+        .as_mut()
+        .unwrap()
+        .canary
+        .anomalies
+        .insert("duplicate", 0);
+    assert!(dup(&m).pass);
+}
